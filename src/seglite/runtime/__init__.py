@@ -1,0 +1,96 @@
+"""One Backend protocol for every runtime; the Segmenter never knows which one it drives.
+
+A backend takes uint8 RGB pixels (NHWC, already at the model's input size) and
+returns either float class scores (NHWC) or class ids (NHW). Normalization and
+quantization are the backend's business, read from the model file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import OptionError
+
+OutputKind = Literal["logits", "argmax"]
+BACKENDS = ("litert", "onnx", "torch")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    path: Path
+    input_size: tuple[int, int]  # (height, width)
+    output_kind: OutputKind
+    num_classes: int | None  # None for argmax models without labels
+    labels: list[str] | None  # names from the model file's metadata, if any
+    num_threads: int
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 RGB (N, H, W, 3) -> scores (N, h, w, C) float or ids (N, h, w).
+
+        The returned array may be a buffer reused by the next call: copy it to keep it.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+def default_threads() -> int:
+    """As many threads as cores, at most 4 (DeepLab on a phone-sized model stops scaling there)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def check_threads(num_threads: int | None) -> int:
+    if num_threads is None or num_threads == -1:
+        return default_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise OptionError(
+            f"num_threads must be a positive integer (or -1 for auto), got {num_threads!r}"
+        )
+    return num_threads
+
+
+def backend_for(path: Path, backend: str = "auto") -> str:
+    """Pick the runtime from the option or the file suffix."""
+    if backend not in ("auto", *BACKENDS):
+        raise OptionError(f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in (".safetensors", ".pt", ".pth"):
+        return "torch"
+    return "litert"
+
+
+def open_backend(
+    path: str | os.PathLike, *, backend: str = "auto", num_threads: int | None = None
+) -> Backend:
+    """Open a model file with the runtime that fits it."""
+    path = Path(path)
+    kind = backend_for(path, backend)
+    threads = check_threads(num_threads)
+    if kind == "litert":
+        from .litert import LiteRTBackend
+
+        return LiteRTBackend(path, num_threads=threads)
+    if kind == "onnx":
+        from .onnx import OnnxBackend
+
+        return OnnxBackend(path, num_threads=threads)
+    from .torch import TorchBackend
+
+    return TorchBackend(path, num_threads=threads)
+
+
+def normalize_into(out: np.ndarray, pixels: np.ndarray, mean, std) -> None:
+    """(pixels - mean) / std written into ``out`` without temporaries; per-channel or scalar."""
+    mean = np.asarray(mean, dtype=np.float32)
+    inv = (1.0 / np.asarray(std, dtype=np.float32)).astype(np.float32)
+    np.multiply(pixels, inv, out=out, casting="unsafe")
+    np.subtract(out, mean * inv, out=out)

@@ -1,0 +1,162 @@
+"""LiteRT (TensorFlow Lite) backend: everything about the model is read from the file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from . import normalize_into
+
+DEFAULT_MEAN = (127.5,)
+DEFAULT_STD = (127.5,)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C++ runtime's 'Created TensorFlow Lite XNNPACK delegate' chatter."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+class LiteRTBackend:
+    name = "litert"
+
+    def __init__(self, path: Path, *, num_threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.num_threads = num_threads
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{self.path}: cannot read model file ({exc.strerror})") from None
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ModelError(f"{self.path}: not a TFLite model file (no TFL3 identifier)")
+        try:
+            with _quiet_stderr():
+                self._interp = Interpreter(model_content=data, num_threads=num_threads)
+                self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"{self.path}: the TFLite runtime cannot load this model ({first})"
+            ) from None
+        self._read_signature(data)
+
+    def _read_signature(self, data: bytes) -> None:
+        ins = self._interp.get_input_details()
+        outs = self._interp.get_output_details()
+        if len(ins) != 1 or len(outs) < 1:
+            raise ModelError(
+                f"{self.path}: not a segmentation model (expected one image input, got {len(ins)} inputs)"
+            )
+        inp, out = ins[0], outs[0]
+        shape = tuple(int(v) for v in inp["shape"])
+        if len(shape) != 4 or shape[3] != 3:
+            raise ModelError(
+                f"{self.path}: not an image model (input shape {list(shape)}, expected [1, H, W, 3])"
+            )
+        oshape = tuple(int(v) for v in out["shape"])
+        self._check_output(oshape, np.dtype(out["dtype"]))
+        self.input_size = (shape[1], shape[2])
+        self.output_size = (oshape[1], oshape[2])
+        self._in_index = inp["index"]
+        self._out_index = out["index"]
+        self.input_dtype = np.dtype(inp["dtype"])
+        odtype = np.dtype(out["dtype"])
+        self._out_quant = (
+            out["quantization"] if odtype.kind in "iu" and self.output_kind == "logits" else None
+        )
+        self._batch = 1
+        self._out_buf: np.ndarray | None = None
+
+        self.labels: list[str] | None = None
+        self.metadata = None
+        mean, std = DEFAULT_MEAN, DEFAULT_STD
+        try:
+            from ..metadata import read_metadata
+
+            self.metadata = read_metadata(data)
+        except (ModelError, ImportError):  # TODO: drop ImportError once metadata.py lands
+            self.metadata = None
+        if self.metadata is not None:
+            if self.metadata.input_mean and self.metadata.input_std:
+                mean, std = self.metadata.input_mean, self.metadata.input_std
+            if self.metadata.labels:
+                self.labels = list(self.metadata.labels)
+        self.mean, self.std = mean, std
+        if self.num_classes is None and self.labels:
+            self.num_classes = len(self.labels)
+
+    def _check_output(self, oshape: tuple[int, ...], odtype: np.dtype) -> None:
+        """Scores [1, H, W, C] or class ids [1, H, W]; anything else is not a segmentation model."""
+        if len(oshape) == 4 and oshape[3] >= 2 and odtype.kind in "fiu":
+            self.output_kind = "logits"
+            self.num_classes: int | None = oshape[3]
+        elif len(oshape) == 3 and odtype.kind in "iu":
+            self.output_kind = "argmax"
+            self.num_classes = None
+        else:
+            raise ModelError(
+                f"{self.path}: not a segmentation model (output shape {list(oshape)} {odtype.name}; "
+                "expected [1, H, W, classes] scores or [1, H, W] class ids)"
+            )
+
+    def _set_batch(self, n: int) -> None:
+        if n == self._batch:
+            return
+        h, w = self.input_size
+        self._interp.resize_tensor_input(self._in_index, [n, h, w, 3])
+        self._interp.allocate_tensors()
+        self._batch = n
+        self._out_buf = None
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        if pixels.ndim == 3:
+            pixels = pixels[None]
+        self._set_batch(pixels.shape[0])
+        view = self._interp.tensor(self._in_index)()
+        if self.input_dtype == np.float32:
+            normalize_into(view, pixels, self.mean, self.std)
+        elif self.input_dtype == np.uint8:
+            # Quantized image models take raw pixels (their input quantization encodes the scaling).
+            view[...] = pixels
+        elif self.input_dtype == np.int8:
+            np.subtract(pixels, 128, out=view, casting="unsafe")
+        else:
+            raise ModelError(f"{self.path}: unsupported input type {self.input_dtype.name}")
+        del view
+        self._interp.invoke()
+        out = self._interp.tensor(self._out_index)()
+        if self._out_buf is None or self._out_buf.shape != out.shape:
+            dtype = np.float32 if self._out_quant else out.dtype
+            self._out_buf = np.empty(out.shape, dtype=dtype)
+        if self._out_quant:
+            scale, zero = self._out_quant
+            np.subtract(out, zero, out=self._out_buf, casting="unsafe")
+            if scale:
+                self._out_buf *= scale
+        else:
+            np.copyto(self._out_buf, out)
+        del out
+        return self._out_buf
+
+    def close(self) -> None:
+        self._interp = None

@@ -1,0 +1,81 @@
+"""The command line as a user runs it: outputs written, bad input reported in one line, batch goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from conftest import EXAMPLES
+from PIL import Image
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", "seglite", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_segment_writes_overlay_mask_and_json(tmp_path):
+    proc = run("segment", str(EXAMPLES / "astronaut.jpg"), "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    mask = Image.open(tmp_path / "astronaut.mask.png")
+    assert mask.mode == "P" and mask.size == (512, 512)
+    assert mask.getpalette()[15 * 3 : 15 * 3 + 3] == [192, 128, 128]  # VOC colour of person
+    overlay = Image.open(tmp_path / "astronaut.overlay.png")
+    assert overlay.size[1] == 512 and overlay.size[0] > 512  # legend panel on the right
+    summary = json.loads((tmp_path / "astronaut.json").read_text())
+    assert {c["label"] for c in summary["classes"]} >= {"person", "background"}
+    assert summary["width"] == 512
+
+
+def test_batch_keeps_going_past_bad_files(tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "good.jpg").write_bytes((EXAMPLES / "chelsea.jpg").read_bytes())
+    (src / "sub" / "good.jpg").write_bytes((EXAMPLES / "astronaut.jpg").read_bytes())
+    (src / "empty.jpg").write_bytes(b"")
+    (src / "text.jpg").write_text("not an image")
+    (src / "trunc.jpg").write_bytes((EXAMPLES / "chelsea.jpg").read_bytes()[:3000])
+    out = tmp_path / "out"
+    proc = run("segment", str(src), "--out", str(out), "--mask")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("seglite:")]
+    assert len(errors) == 3
+    assert "2 segmented, 3 failed" in proc.stderr
+    assert np.asarray(Image.open(out / "good.mask.png")).shape == (300, 451)
+    assert (out / "sub" / "good.mask.png").exists()  # same stem in a sub-folder: no collision
+    assert not list(out.rglob("*.part"))
+
+
+def test_bad_model_and_options_exit_nonzero_without_traceback(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 100)
+    for args in (
+        ["segment", str(EXAMPLES / "chelsea.jpg"), "--model", str(bad)],
+        ["segment", str(EXAMPLES / "chelsea.jpg"), "--model", "no-such-model"],
+        ["segment", str(EXAMPLES / "chelsea.jpg"), "--threads", "0"],
+        ["segment", str(EXAMPLES / "chelsea.jpg"), "--alpha", "3"],
+        ["segment", str(tmp_path / "nothing-here")],
+    ):
+        proc = run(*args, "--out", str(tmp_path / "o"))
+        assert proc.returncode != 0, args
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.strip(), args
+
+
+def test_models_lists_the_zoo():
+    proc = run("models")
+    assert proc.returncode == 0
+    assert "deeplabv3" in proc.stdout and "cityscapes" in proc.stdout and "ade20k" in proc.stdout
+    rows = json.loads(run("models", "--json").stdout)
+    assert {r["name"] for r in rows} >= {"deeplabv3", "coral-pascal", "ade20k"}

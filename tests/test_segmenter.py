@@ -1,0 +1,156 @@
+"""The Segmenter on real models and real images: golden parity, EXIF, every zoo model."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES, GOLDEN
+from PIL import Image
+
+from seglite import Segmenter
+from seglite.errors import ModelError, OptionError
+from seglite.zoo import ZOO
+
+
+def golden(name: str) -> np.ndarray:
+    return np.asarray(Image.open(GOLDEN / name)) // 10  # class index x 10 in the file
+
+
+def test_golden_parity_with_task_library(starter):
+    result = starter.segment(GOLDEN / "segmentation_input_rotation0.jpg")
+    expected = golden("segmentation_golden_rotation0.png")
+    assert result.category_mask.shape == expected.shape
+    agreement = (result.category_mask == expected).mean()
+    assert agreement >= 0.99, agreement
+    assert set(result.fractions) == {"background", "person", "horse"}
+
+
+def test_exif_orientation_gives_upright_mask(starter):
+    stored = Image.open(GOLDEN / "segmentation_input_rotation90_flop.jpg")
+    exif = stored.getexif()
+    exif[0x0112] = 7  # the transposition this file's pixels need to stand upright
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    result = starter.segment(buf.getvalue())
+    upright = (
+        np.asarray(
+            Image.open(GOLDEN / "segmentation_golden_rotation90_flop.png").transpose(
+                Image.Transpose.TRANSVERSE
+            )
+        )
+        // 10
+    )
+    assert (result.category_mask == upright).mean() >= 0.98
+
+
+def test_cityscapes_matches_coral_golden():
+    seg = Segmenter("cityscapes", num_threads=2)
+    result = seg.segment(GOLDEN / "cityscapes_segmentation.bmp")
+    expected = np.asarray(Image.open(GOLDEN / "cityscapes_segmentation_mask.bmp"))
+    assert (result.category_mask == expected).mean() >= 0.90
+    assert next(iter(result.fractions)) == "road"
+
+
+@pytest.mark.parametrize("name", [n for n, e in ZOO.items() if e.labels == "voc21"])
+def test_voc_models_find_person_and_cat(name):
+    seg = Segmenter(name, num_threads=2)
+    astro = seg.segment(EXAMPLES / "astronaut.jpg")
+    cat = seg.segment(EXAMPLES / "chelsea.jpg")
+    assert astro.size == (512, 512) and astro.category_mask.shape == (512, 512)
+    assert (
+        max((k for k in astro.fractions if k != "background"), key=astro.fractions.get) == "person"
+    )
+    assert astro.fractions["person"] > 0.3
+    assert cat.category_mask.shape == (300, 451)
+    assert max(cat.fractions, key=cat.fractions.get) == "cat"
+
+
+def test_ade20k_uses_its_own_labels():
+    seg = Segmenter("ade20k", num_threads=2)
+    assert len(seg.labels) == 151 and seg.labels[0] == "other"
+    result = seg.segment(EXAMPLES / "astronaut.jpg")
+    assert "person" in list(result.fractions)[:3]
+
+
+def test_metadata_model_reads_labels_from_file():
+    seg = Segmenter("deeplabv3-metadata", num_threads=1)
+    assert seg.labels[11] == "dining table" and seg.labels[20] == "tv"
+
+
+def test_confidence_masks_are_probabilities_at_full_size(starter):
+    seg = Segmenter("deeplabv3", output_confidence_masks=True, num_threads=2)
+    result = seg.segment(EXAMPLES / "chelsea.jpg")
+    conf = result.confidence_masks
+    assert conf.shape == (21, 300, 451) and conf.dtype == np.float32
+    assert np.allclose(conf.sum(axis=0), 1.0, atol=1e-4)
+    agree = (conf.argmax(axis=0) == result.category_mask).mean()
+    assert agree > 0.995  # argmax of upsampled probabilities vs of upsampled logits
+    assert result.confidence("cat").mean() > 0.5
+
+
+def test_input_kinds_agree(starter):
+    path = EXAMPLES / "chelsea.jpg"
+    pil = Image.open(path)
+    arr = np.asarray(pil.convert("RGB"))
+    masks = [
+        starter.segment(src).category_mask
+        for src in (path, str(path), path.read_bytes(), pil, arr, arr.astype(np.uint16) * 257)
+    ]
+    for m in masks[1:]:
+        assert (m == masks[0]).mean() > 0.999
+    gray = starter.segment(arr.mean(axis=2).astype(np.uint8))
+    rgba = starter.segment(np.dstack([arr, np.full(arr.shape[:2], 255, np.uint8)]))
+    pal = starter.segment(pil.convert("P"))
+    assert gray.size == rgba.size == pal.size == (451, 300)
+    assert (rgba.category_mask == masks[0]).mean() > 0.999
+
+
+def test_argmax_model_refuses_confidence_masks():
+    with pytest.raises(OptionError, match="class ids only"):
+        Segmenter("coral-pascal-dm05", output_confidence_masks=True)
+
+
+def test_bad_model_files(tmp_path):
+    text = tmp_path / "model.tflite"
+    text.write_text("not a model")
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        Segmenter(text)
+    corrupt = tmp_path / "corrupt.tflite"
+    data = (EXAMPLES.parent / "src/seglite/assets/deeplabv3_257_mv_gpu.tflite").read_bytes()
+    corrupt.write_bytes(data[:5000])
+    with pytest.raises(ModelError):
+        Segmenter(corrupt)
+    with pytest.raises(ModelError):
+        Segmenter(tmp_path / "missing.tflite")
+
+
+def test_non_segmentation_model_is_refused(tmp_path):
+    """A classifier-shaped model (output [1, N]) is not a segmentation model."""
+    from seglite.runtime.litert import LiteRTBackend
+
+    backend = LiteRTBackend.__new__(LiteRTBackend)
+    backend.path = tmp_path / "x.tflite"
+    with pytest.raises(ModelError, match="not a segmentation model"):
+        backend._check_output((1, 1001), np.dtype(np.float32))
+
+
+def test_bad_options():
+    with pytest.raises(OptionError):
+        Segmenter(num_threads=0)
+    with pytest.raises(OptionError):
+        Segmenter(output_category_mask=False, output_confidence_masks=False)
+    with pytest.raises(OptionError):
+        Segmenter(scales=(0.0,))
+    with pytest.raises(OptionError):
+        Segmenter(backend="tensorrt")
+
+
+def test_timings_are_reported(starter):
+    result = starter.segment(EXAMPLES / "astronaut.jpg")
+    t = result.timings
+    assert t.invoke > 0 and t.decode > 0 and t.postprocess > 0 and t.invocations == 1
+    assert t.total == pytest.approx(t.decode + t.preprocess + t.invoke + t.postprocess)
+    summary = result.summary()
+    assert summary["width"] == 512 and summary["classes"][0]["label"] in {"background", "person"}
