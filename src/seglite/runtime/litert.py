@@ -94,7 +94,7 @@ class LiteRTBackend:
             from ..metadata import read_metadata
 
             self.metadata = read_metadata(data)
-        except (ModelError, ImportError):  # TODO: drop ImportError once metadata.py lands
+        except ModelError:
             self.metadata = None
         if self.metadata is not None:
             if self.metadata.input_mean and self.metadata.input_std:
