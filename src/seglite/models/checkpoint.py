@@ -1,0 +1,118 @@
+"""Checkpoints: safetensors weights + the model config in the file's metadata.
+
+A checkpoint alone rebuilds its model: ``load_checkpoint(path)`` reads
+``metadata["seglite.config"]`` (the ``deeplab()`` arguments as JSON), builds that
+architecture and loads the tensors strictly. Nothing is unpickled.
+
+Metadata keys written:
+- ``seglite.format``: "seglite.deeplab/1"
+- ``seglite.config``: JSON of ``model.config``
+- ``seglite.preprocess``: JSON, how inputs are normalized (mean, std, layout, channels)
+- anything in ``extra_metadata`` (strings as they are, other values as JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError, require
+from .deeplab import INPUT_MEAN, INPUT_STD, DeepLab, from_config
+
+FORMAT = "seglite.deeplab/1"
+PREPROCESS = {
+    "mean": INPUT_MEAN,
+    "std": INPUT_STD,
+    "layout": "NCHW",
+    "channels": "RGB",
+    "formula": "(pixel - mean) / std",
+}
+
+
+def save_checkpoint(
+    model: DeepLab, path: str | Path, extra_metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model``'s weights and config to ``path`` (.safetensors) atomically."""
+    safetensors_torch = require("safetensors.torch", "torch")
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        raise ModelError("only models built by seglite.models (with a .config) can be saved")
+    path = Path(path)
+    metadata = {
+        "seglite.format": FORMAT,
+        "seglite.config": json.dumps(config, sort_keys=True),
+        "seglite.preprocess": json.dumps(PREPROCESS, sort_keys=True),
+    }
+    source = getattr(model, "import_info", None)
+    if source:
+        metadata["seglite.source"] = json.dumps(source, sort_keys=True)
+    for key, value in (extra_metadata or {}).items():
+        metadata[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        safetensors_torch.save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a seglite checkpoint, without loading its tensors."""
+    safetensors = require("safetensors", "torch")
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such checkpoint file")
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> DeepLab:
+    """Rebuild a model from a checkpoint written by ``save_checkpoint``.
+
+    The returned model is in eval mode; ``model.checkpoint_metadata`` holds the file's
+    metadata (with the JSON values decoded).
+    """
+    safetensors_torch = require("safetensors.torch", "torch")
+    path = Path(path)
+    meta = read_checkpoint_metadata(path)
+    if "seglite.config" not in meta:
+        raise ModelError(f"{path}: not a seglite checkpoint (no seglite.config metadata)")
+    try:
+        config = json.loads(meta["seglite.config"])
+    except json.JSONDecodeError:
+        raise ModelError(f"{path}: seglite.config metadata is not valid JSON") from None
+    model = from_config(config)
+    try:
+        state = safetensors_torch.load_file(str(path), device=map_location)
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot read tensors ({exc})") from None
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        raise ModelError(
+            f"{path}: tensors do not fit the stored config (missing: {missing[:3]}, "
+            f"unexpected: {unexpected[:3]}, wrong shape: {wrong[:3]})"
+        )
+    model.load_state_dict(state)
+    decoded: dict[str, Any] = {}
+    for key, value in meta.items():
+        try:
+            decoded[key] = json.loads(value) if key.startswith("seglite.") else value
+        except json.JSONDecodeError:
+            decoded[key] = value
+    model.checkpoint_metadata = decoded
+    if "seglite.source" in decoded:
+        model.import_info = decoded["seglite.source"]
+    return model.eval()

@@ -1,0 +1,496 @@
+"""The DeepLab model and its builders.
+
+``deeplab(...)`` composes a backbone, a head (v1 LargeFOV, v2 ASPP-sum, v3 ASPP), an
+optional v3+ decoder and a 1x1 classifier. The model takes NCHW float32 images
+normalized like the TFLite models, ``(pixel - 127.5) / 127.5``, and returns logits NCHW
+at the input's size (bilinear, ``align_corners=True`` as in TF1 DeepLab).
+
+Every model carries ``model.config``: the builder's keyword arguments, resolved, so that
+``deeplab(**model.config)`` rebuilds the same architecture (checkpoints store it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ModelError, OptionError
+from ..labels import LABEL_SETS
+from .backbones import build_backbone
+from .heads import ASPP, ASPPSum, Decoder, LargeFOV
+from .layers import init_classifier, init_weights
+
+VERSIONS = ("v1", "v2", "v3", "v3+")
+OUTPUT_STRIDES = (8, 16, 32)
+# The normalization every seglite DeepLab expects (same as the TFLite starter model).
+INPUT_MEAN = 127.5
+INPUT_STD = 127.5
+
+_VERSION_ALIASES = {"v3plus": "v3+", "v3p": "v3+"}
+_BACKBONE_ALIASES = {
+    "mobilenetv2": "mobilenet_v2",
+    "mnv2": "mobilenet_v2",
+    "resnet50": "resnet50",
+    "resnet101": "resnet101",
+    "xception65": "xception65",
+    "xception": "xception65",
+}
+# Paper defaults: (rates, the output stride they are given at).
+_DEFAULT_RATES = {"v1": ((12,), 8), "v2": ((6, 12, 18, 24), 8), "v3": ((6, 12, 18), 16)}
+
+
+class DeepLab(nn.Module):
+    """backbone -> head [-> decoder] -> classifier -> bilinear upsample to the input size."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        classifier: nn.Module,
+        decoder: nn.Module | None = None,
+        *,
+        config: dict[str, Any],
+        align_corners: bool = True,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.decoder = decoder
+        self.classifier = classifier
+        self.align_corners = align_corners
+        self.config = config
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = x.shape[-2:]
+        feats = self.backbone(x)
+        y = self.head(feats["out"])
+        if self.decoder is not None:
+            y = self.decoder(y, feats["low_level"])
+        y = self.classifier(y)
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=self.align_corners)
+
+    @property
+    def output_stride(self) -> int:
+        return self.backbone.output_stride
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config["num_classes"])
+
+    def set_output_stride(self, output_stride: int) -> DeepLab:
+        """Switch between 8, 16 and 32 in place: strides become atrous rates (and back),
+        the head's rates scale with it. Parameters are untouched. Returns ``self``.
+
+        Rates are recomputed from the ones the model was built with, so round trips are
+        exact; a rate that does not divide evenly (6 at OS 16 -> 3 at 32 is fine, 3 -> 1.5
+        is not) is rounded, and ``config["atrous_rates"]`` records what is used.
+        """
+        _check_output_stride(output_stride)
+        self.backbone.set_output_stride(output_stride)
+        self.head.set_output_stride(output_stride)
+        self.config["output_stride"] = output_stride
+        if "atrous_rates" in self.config:
+            self.config["atrous_rates"] = list(self.head.rates)
+        return self
+
+    def reset_classifier(self, num_classes: int, *, labels=None) -> DeepLab:
+        """A new, randomly initialized classifier for ``num_classes``; everything else kept."""
+        _check_int("num_classes", num_classes)
+        labels = _check_labels(labels, num_classes)
+        if isinstance(self.head, ASPPSum):
+            old = self.head
+            head = ASPPSum(
+                old.branches[0].in_channels,
+                num_classes,
+                rates=old._base_rates,
+                output_stride=old._base_stride,
+            )
+            head.set_output_stride(old.output_stride)
+            init_weights(head)
+            for conv in head.branches:
+                init_classifier(conv)
+            self.head = head
+        else:
+            old = self.classifier
+            self.classifier = nn.Conv2d(old.in_channels, num_classes, 1)
+            init_classifier(self.classifier)
+        self.config["num_classes"] = num_classes
+        self.config["labels"] = labels
+        return self
+
+    def parts(self) -> dict[str, nn.Module]:
+        """Named top-level parts, for parameter and multiply-add breakdowns."""
+        parts = {"backbone": self.backbone, "head": self.head}
+        if self.decoder is not None:
+            parts["decoder"] = self.decoder
+        if not isinstance(self.classifier, nn.Identity):
+            parts["classifier"] = self.classifier
+        return parts
+
+
+def set_output_stride(model: DeepLab, output_stride: int) -> DeepLab:
+    """Function form of ``DeepLab.set_output_stride``."""
+    return model.set_output_stride(output_stride)
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OptionError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_output_stride(value) -> int:
+    if value not in OUTPUT_STRIDES or isinstance(value, bool):
+        raise OptionError(f"output_stride must be 8, 16 or 32, got {value!r}")
+    return int(value)
+
+
+def _canonical(value, aliases: dict[str, str], known: Sequence[str], what: str) -> str:
+    if not isinstance(value, str):
+        raise OptionError(f"{what} must be a string, one of {', '.join(known)}; got {value!r}")
+    key = value.strip().lower()
+    key = key.removeprefix("deeplab").strip("-_ ")
+    if key in known:
+        return key
+    squashed = key.replace("-", "").replace("_", "").replace(" ", "")
+    if squashed in aliases:
+        return aliases[squashed]
+    if key in aliases:
+        return aliases[key]
+    raise OptionError(f"unknown {what} {value!r}; choose one of {', '.join(known)}")
+
+
+def _check_rates(name: str, value, *, min_len: int, max_len: int | None = None) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise OptionError(f"{name} must be a list of positive integers, got {value!r}")
+    rates = tuple(value)
+    if any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rates):
+        raise OptionError(f"{name} must be a list of positive integers, got {value!r}")
+    if len(rates) < min_len or (max_len is not None and len(rates) > max_len):
+        want = f"exactly {min_len}" if min_len == max_len else f"at least {min_len}"
+        raise OptionError(f"{name} needs {want} value(s), got {len(rates)}")
+    return rates
+
+
+def _check_labels(labels, num_classes: int):
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        if labels in LABEL_SETS and len(LABEL_SETS[labels]) != num_classes:
+            raise OptionError(
+                f"label set {labels!r} has {len(LABEL_SETS[labels])} classes "
+                f"but num_classes is {num_classes}"
+            )
+        return labels
+    if isinstance(labels, Sequence) and all(isinstance(n, str) for n in labels):
+        if len(labels) != num_classes:
+            raise OptionError(f"{len(labels)} label names given for {num_classes} classes")
+        return list(labels)
+    raise OptionError("labels must be a label-set key such as 'voc21' or a list of names")
+
+
+def _check_fraction(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise OptionError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------- builders
+
+
+def deeplab(
+    *,
+    version: str = "v3+",
+    backbone: str = "mobilenet_v2",
+    num_classes: int = 21,
+    output_stride: int = 16,
+    depth_multiplier: float = 1.0,
+    multi_grid: Sequence[int] | None = None,
+    atrous_rates: Sequence[int] | None = None,
+    image_pooling: bool | None = None,
+    aspp_channels: int | None = None,
+    aspp_separable: bool | None = None,
+    dropout: float | None = None,
+    decoder_channels: int | None = None,
+    decoder_low_level_channels: int | None = None,
+    decoder_separable: bool | None = None,
+    labels: str | Sequence[str] | None = None,
+    align_corners: bool = True,
+) -> DeepLab:
+    """Build a DeepLab model with freshly initialized weights.
+
+    Args:
+        version: "v1" (atrous backbone + LargeFOV), "v2" (ASPP, summed), "v3" (ASPP with
+            image pooling and batch norm), "v3+" (v3 + decoder).
+        backbone: "mobilenet_v2", "resnet50", "resnet101" or "xception65".
+        num_classes: number of output channels (21 for PASCAL VOC).
+        output_stride: 8, 16 or 32; switch later with ``model.set_output_stride``.
+        depth_multiplier: MobileNetV2 width (0.5 for the TFLite starter model).
+        multi_grid: ResNet / Xception unit rates of the last block; default (1, 2, 4) for
+            ResNet v3/v3+, (1, 1, 1) otherwise.
+        atrous_rates: rates at ``output_stride``. Defaults: v1 (12,) and v2 (6, 12, 18, 24)
+            at stride 8, v3/v3+ (6, 12, 18) at stride 16, scaled to ``output_stride``.
+            For v3/v3+, ``()`` gives ASPP-lite (1x1 + image pooling).
+        image_pooling: v3/v3+: add the image-level branch (default True).
+        aspp_channels: v3/v3+: width of the ASPP branches and projection (default 256).
+        aspp_separable: v3/v3+: depthwise-separable atrous branches (default: Xception).
+        dropout: v1 after fc6/fc7 (default 0.5); v3/v3+ after the ASPP projection (0.1).
+        decoder_channels: v3+: width of the decoder's 3x3 convs (default 256).
+        decoder_low_level_channels: v3+: projection of the low-level feature (default 48).
+        decoder_separable: v3+: separable decoder convs (default: Xception).
+        labels: label-set key ("voc21", "camvid11", ...) or class names, kept in ``config``.
+        align_corners: bilinear upsampling convention (True matches TF1 DeepLab).
+    """
+    version = _canonical(version, _VERSION_ALIASES, VERSIONS, "DeepLab version")
+    backbone = _canonical(
+        backbone, _BACKBONE_ALIASES, ("mobilenet_v2", "resnet50", "resnet101", "xception65"),
+        "backbone",
+    )  # fmt: skip
+    _check_int("num_classes", num_classes)
+    output_stride = _check_output_stride(output_stride)
+    is_v3 = version in ("v3", "v3+")
+
+    def only(name: str, value, allowed: bool, where: str):
+        if value is not None and not allowed:
+            raise OptionError(f"{name} only applies to {where}, not {version} / {backbone}")
+        return value
+
+    if (
+        isinstance(depth_multiplier, bool)
+        or not isinstance(depth_multiplier, (int, float))
+        or not 0 < depth_multiplier <= 4
+        or not math.isfinite(depth_multiplier)
+    ):
+        raise OptionError(f"depth_multiplier must be in (0, 4], got {depth_multiplier!r}")
+    if backbone != "mobilenet_v2" and depth_multiplier != 1.0:
+        raise OptionError("depth_multiplier only applies to the mobilenet_v2 backbone")
+    only("multi_grid", multi_grid, backbone != "mobilenet_v2", "resnet and xception backbones")
+    only("image_pooling", image_pooling, is_v3, "v3 and v3+")
+    only("aspp_channels", aspp_channels, is_v3, "v3 and v3+")
+    only("aspp_separable", aspp_separable, is_v3, "v3 and v3+")
+    only("dropout", dropout, version != "v2", "v1, v3 and v3+")
+    for name, value in (
+        ("decoder_channels", decoder_channels),
+        ("decoder_low_level_channels", decoder_low_level_channels),
+        ("decoder_separable", decoder_separable),
+    ):
+        only(name, value, version == "v3+", "v3+")
+    labels = _check_labels(labels, num_classes)
+
+    if multi_grid is None:
+        multi_grid = (1, 2, 4) if backbone.startswith("resnet") and is_v3 else (1, 1, 1)
+    multi_grid = _check_rates("multi_grid", multi_grid, min_len=3, max_len=3)
+    if atrous_rates is None:
+        rates, at = _DEFAULT_RATES["v3" if is_v3 else version]
+        atrous_rates = tuple(max(1, round(r * at / output_stride)) for r in rates)
+    if version == "v1":
+        atrous_rates = _check_rates("atrous_rates", atrous_rates, min_len=1, max_len=1)
+    else:
+        atrous_rates = _check_rates("atrous_rates", atrous_rates, min_len=0 if is_v3 else 1)
+    separable = backbone == "xception65"
+    config: dict[str, Any] = {
+        "version": version,
+        "backbone": backbone,
+        "num_classes": num_classes,
+        "output_stride": output_stride,
+        "depth_multiplier": float(depth_multiplier),
+    }
+    if backbone != "mobilenet_v2":
+        config["multi_grid"] = list(multi_grid)
+    config["atrous_rates"] = list(atrous_rates)
+    if version != "v2":
+        config["dropout"] = _check_fraction(
+            "dropout", (0.5 if version == "v1" else 0.1) if dropout is None else dropout
+        )
+    if is_v3:
+        config["image_pooling"] = True if image_pooling is None else bool(image_pooling)
+        config["aspp_channels"] = _check_int(
+            "aspp_channels", 256 if aspp_channels is None else aspp_channels
+        )
+        config["aspp_separable"] = separable if aspp_separable is None else bool(aspp_separable)
+    if version == "v3+":
+        config["decoder_channels"] = _check_int(
+            "decoder_channels", 256 if decoder_channels is None else decoder_channels
+        )
+        config["decoder_low_level_channels"] = _check_int(
+            "decoder_low_level_channels", decoder_low_level_channels or 48
+        )
+        config["decoder_separable"] = (
+            separable if decoder_separable is None else bool(decoder_separable)
+        )
+    config["labels"] = labels
+    config["align_corners"] = bool(align_corners)
+    return _build(config)
+
+
+def _build(config: dict[str, Any]) -> DeepLab:
+    version, os_ = config["version"], config["output_stride"]
+    backbone = build_backbone(
+        config["backbone"],
+        output_stride=os_,
+        depth_multiplier=config["depth_multiplier"],
+        multi_grid=config.get("multi_grid", (1, 1, 1)),
+    )
+    rates = config["atrous_rates"]
+    decoder = None
+    if version == "v1":
+        head = LargeFOV(
+            backbone.out_channels, rate=rates[0], output_stride=os_, dropout=config["dropout"]
+        )
+        classifier = nn.Conv2d(head.out_channels, config["num_classes"], 1)
+    elif version == "v2":
+        head = ASPPSum(backbone.out_channels, config["num_classes"], rates=rates, output_stride=os_)
+        classifier = nn.Identity()
+    else:
+        head = ASPP(
+            backbone.out_channels,
+            rates=rates,
+            output_stride=os_,
+            channels=config["aspp_channels"],
+            image_pooling=config["image_pooling"],
+            separable=config["aspp_separable"],
+            dropout=config["dropout"],
+        )
+        width = head.out_channels
+        if version == "v3+":
+            decoder = Decoder(
+                head.out_channels,
+                backbone.low_level_channels,
+                low_level_channels=config["decoder_low_level_channels"],
+                channels=config["decoder_channels"],
+                separable=config["decoder_separable"],
+                align_corners=config["align_corners"],
+            )
+            width = decoder.out_channels
+        classifier = nn.Conv2d(width, config["num_classes"], 1)
+    model = DeepLab(
+        backbone,
+        head,
+        classifier,
+        decoder,
+        config=dict(config),
+        align_corners=config["align_corners"],
+    )
+    init_weights(model)
+    if isinstance(head, ASPPSum):
+        for conv in head.branches:
+            init_classifier(conv)
+    else:
+        init_classifier(classifier)
+    return model
+
+
+def from_config(config: dict[str, Any]) -> DeepLab:
+    """Rebuild an architecture from ``model.config`` (as stored in checkpoints)."""
+    if not isinstance(config, dict):
+        raise ModelError("model config must be a JSON object of deeplab() arguments")
+    try:
+        return deeplab(**copy.deepcopy(config))
+    except TypeError as exc:
+        raise ModelError(f"model config does not fit this seglite version: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- starter model
+
+STARTER_ASSET = "deeplabv3_257_mv_gpu.tflite"
+
+
+def starter_config(**overrides: Any) -> dict[str, Any]:
+    """``deeplab()`` arguments of ``deeplabv3_257_mv_gpu.tflite``: DeepLabv3, MobileNetV2
+    depth 0.5 at output stride 8, ASPP-lite (1x1 + image pooling), 21 VOC classes."""
+    cfg: dict[str, Any] = dict(
+        version="v3",
+        backbone="mobilenet_v2",
+        num_classes=21,
+        output_stride=8,
+        depth_multiplier=0.5,
+        atrous_rates=(),
+        image_pooling=True,
+        labels="voc21",
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+def starter_model(
+    *,
+    num_classes: int = 21,
+    pretrained: bool | str | Path | None = None,
+    decoder: bool = False,
+    output_stride: int = 8,
+    labels: str | Sequence[str] | None = None,
+) -> DeepLab:
+    """The architecture of the TFLite starter model, optionally with its VOC weights.
+
+    Args:
+        num_classes: 21 keeps the VOC classifier; anything else gets a new, randomly
+            initialized 1x1 classifier on top of the imported backbone and ASPP-lite.
+        pretrained: None/False for random weights; True for the starter model shipped
+            with seglite; or a path to a ``.tflite`` (imported) or ``.safetensors`` file.
+        decoder: add a randomly initialized DeepLabv3+ decoder (48-channel projection of
+            the stride-4 depthwise feature, two 3x3 convs of 256) between the imported
+            encoder and a new classifier.
+        output_stride: 8 as in the TFLite file; 16 trains about 3x faster.
+        labels: label-set key or names; default "voc21" for 21 classes.
+
+    Example (CamVid fine-tuning)::
+
+        model = starter_model(num_classes=11, pretrained=True, labels="camvid11")
+    """
+    if labels is None and num_classes == 21:
+        labels = "voc21"
+    overrides: dict[str, Any] = dict(
+        num_classes=num_classes, output_stride=output_stride, labels=labels
+    )
+    if decoder:
+        overrides["version"] = "v3+"
+    model = deeplab(**starter_config(**overrides))
+    if pretrained is None or pretrained is False:
+        return model
+    source = _load_pretrained_source(pretrained)
+    keep = model.state_dict()
+    transferred = 0
+    for name, value in source.state_dict().items():
+        if name.startswith("classifier.") and (decoder or num_classes != 21):
+            continue
+        if name in keep and keep[name].shape == value.shape:
+            keep[name] = value
+            transferred += 1
+    if transferred == 0:
+        raise ModelError(f"{pretrained}: no weights fit the starter architecture")
+    model.load_state_dict(keep)
+    model.pretrained_from = str(getattr(source, "source", pretrained))
+    return model
+
+
+def _load_pretrained_source(pretrained: bool | str | Path) -> nn.Module:
+    if pretrained is True:
+        from importlib import resources
+
+        ref = resources.files("seglite") / "assets" / STARTER_ASSET
+        if not ref.is_file():
+            raise ModelError(
+                f"the packaged {STARTER_ASSET} is missing; pass pretrained=<path to it>"
+            )
+        with resources.as_file(ref) as path:
+            return _load_pretrained_source(path)
+    path = Path(pretrained)
+    if path.suffix.lower() == ".tflite":
+        from .tflite_import import import_tflite
+
+        model, _ = import_tflite(path)
+        return model
+    if path.suffix.lower() == ".safetensors":
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(path)
+    raise ModelError(f"{path}: pretrained weights must be a .tflite or .safetensors file")
