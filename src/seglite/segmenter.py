@@ -7,9 +7,11 @@ output_confidence_masks, display_names_locale.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,14 @@ from .image import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, res
 from .labels import LabelSet, default_label_set, label_set_from_names, read_label_file
 from .result import SegmentationResult, Timings
 from .runtime import Backend, open_backend
-from .upsample import softmax, upsample_bilinear, upsample_category, upsample_ids
+from .upsample import argmax_scores, softmax, upsample_bilinear, upsample_category, upsample_ids
 
 ACCURATE_SCALES = (1.5, 2.0)
 ACCURATE_FLIP = True
+# The JPEG decoder may hand back a reduced image (DCT scaling) down to this fraction of
+# the model's input size: the photo is squashed into that window anyway, and decoding at
+# half size is several times cheaper than decoding in full and filtering down.
+DRAFT_SLACK = 0.9
 
 
 def check_scales(scales: Sequence[float] | float | None) -> tuple[float, ...]:
@@ -88,6 +94,9 @@ class Segmenter:
                 "available; use output_category_mask"
             )
         self.label_set = self._label_set(labels)
+        # Post-processing uses the same thread budget as the interpreter.
+        threads = self.backend.num_threads
+        self._pool = ThreadPoolExecutor(threads - 1) if threads > 1 else None
 
     def _label_set(self, labels) -> LabelSet:
         from .labels import get_label_set
@@ -130,12 +139,8 @@ class Segmenter:
         t = Timings()
         t0 = time.perf_counter()
         h_in, w_in = self.input_size
-        min_size = None
-        if not self.accurate:
-            min_size = (w_in, h_in)
-        else:
-            top = max(self.scales)
-            min_size = (int(w_in * top), int(h_in * top))
+        top = max(self.scales) * DRAFT_SLACK
+        min_size = (math.ceil(w_in * top), math.ceil(h_in * top))
         loaded = load_image(image, max_pixels=self.max_pixels, min_size=min_size)
         t1 = time.perf_counter()
         t.decode = (t1 - t0) * 1e3
@@ -163,7 +168,7 @@ class Segmenter:
             self._check_ids(category)
         else:
             if self.output_category_mask:
-                category = upsample_category(out, size)
+                category = upsample_category(out, size, argmax_scores(out, self._pool))
             if self.output_confidence_masks:
                 probs = softmax(out.astype(np.float32, copy=False), axis=-1)
                 confidence = upsample_bilinear(np.ascontiguousarray(probs.transpose(2, 0, 1)), size)
@@ -186,6 +191,8 @@ class Segmenter:
             )
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self.backend.close()
 
     def __enter__(self) -> Segmenter:

@@ -13,6 +13,7 @@ OpenCV and TF2 resize do.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from functools import lru_cache
 
 import numpy as np
@@ -44,10 +45,22 @@ def _nearest_grid(h: int, w: int, out_h: int, out_w: int) -> np.ndarray:
     return (ys[:, None] * w + xs[None, :]).astype(np.intp)
 
 
-def argmax_scores(scores: np.ndarray) -> np.ndarray:
-    """Argmax over the last axis of (h, w, C) scores, as uint8 where classes fit."""
+def argmax_scores(scores: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+    """Argmax over the last axis of (h, w, C) scores, as uint8 where classes fit.
+
+    numpy's argmax over a short last axis is slow per element; with a ``pool`` the two
+    halves of the rows run in parallel (numpy releases the GIL).
+    """
     dtype = np.uint8 if scores.shape[-1] <= 256 else np.uint16
-    return scores.argmax(axis=-1).astype(dtype, copy=False)
+    out = np.empty(scores.shape[:-1], dtype=np.intp)
+    if pool is None or scores.shape[0] < 32:
+        np.argmax(scores, axis=-1, out=out)
+    else:
+        half = scores.shape[0] // 2
+        job = pool.submit(np.argmax, scores[:half], -1, out[:half])
+        np.argmax(scores[half:], axis=-1, out=out[half:])
+        job.result()
+    return out.astype(dtype)
 
 
 def _uniform_cells(labels: np.ndarray) -> np.ndarray:
@@ -59,20 +72,54 @@ def _uniform_cells(labels: np.ndarray) -> np.ndarray:
     return same
 
 
-def upsample_category(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+@lru_cache(maxsize=32)
+def _spans(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each input index i, the range [start, end) of outputs whose i0 is i."""
+    i0, _, _ = _axis(n_in, n_out)
+    idx = np.arange(n_in)
+    return np.searchsorted(i0, idx, "left"), np.searchsorted(i0, idx, "right")
+
+
+def _boundary_pixels(uniform: np.ndarray, out_h: int, out_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output pixels whose top-left neighbour is a non-uniform cell, enumerated cell by cell.
+
+    Works on the small low-resolution map, so its cost follows the boundary length, not the
+    output size.
+    """
+    h, w = uniform.shape
+    ci, cj = np.nonzero(~uniform)
+    if ci.size == 0:
+        return ci, cj
+    ys0, ys1 = _spans(h, out_h)
+    xs0, xs1 = _spans(w, out_w)
+    y_start, ny = ys0[ci], ys1[ci] - ys0[ci]
+    x_start, nx = xs0[cj], xs1[cj] - xs0[cj]
+    per_cell = ny * nx
+    keep = per_cell > 0
+    y_start, x_start, nx, per_cell = y_start[keep], x_start[keep], nx[keep], per_cell[keep]
+    cell = np.repeat(np.arange(per_cell.size), per_cell)
+    offsets = np.cumsum(per_cell) - per_cell
+    k = np.arange(cell.size) - offsets[cell]
+    nxc = nx[cell]
+    return y_start[cell] + k // nxc, x_start[cell] + k % nxc
+
+
+def upsample_category(
+    scores: np.ndarray, size: tuple[int, int], low: np.ndarray | None = None
+) -> np.ndarray:
     """Category mask (out_h, out_w) = argmax of the bilinear upsampling of (h, w, C) scores.
 
-    ``size`` is (width, height) of the output.
+    ``size`` is (width, height) of the output; ``low`` is the argmax of ``scores`` if the
+    caller already has it.
     """
     h, w, c = scores.shape
     out_w, out_h = size
-    low = argmax_scores(scores)
+    if low is None:
+        low = argmax_scores(scores)
     if (h, w) == (out_h, out_w):
         return low
-    grid = _grid(h, w, out_h, out_w)
-    mask = low.ravel().take(grid)
-    uniform = _uniform_cells(low).ravel().take(grid)
-    ys, xs = np.nonzero(~uniform)
+    mask = low.ravel().take(_grid(h, w, out_h, out_w))
+    ys, xs = _boundary_pixels(_uniform_cells(low), out_h, out_w)
     if ys.size:
         y0, y1, wy = _axis(h, out_h)
         x0, x1, wx = _axis(w, out_w)
