@@ -147,8 +147,10 @@ class Segmenter:
         if self.accurate:
             from .tiling import fused_scores
 
-            scores, t.invocations = fused_scores(self.backend, loaded, self.scales, self.flip, t)
-            return self._finish(loaded, scores, t)
+            scores, t.invocations = fused_scores(
+                self.backend, loaded, self.scales, self.flip, t, len(self.label_set)
+            )
+            return self._finish(loaded, scores, t, probabilities=True)
         pixels = to_array(resize(loaded.image, (w_in, h_in)))
         t2 = time.perf_counter()
         t.preprocess = (t2 - t1) * 1e3
@@ -158,8 +160,13 @@ class Segmenter:
         t.invocations = 1
         return self._finish(loaded, out, t)
 
-    def _finish(self, loaded: LoadedImage, out: np.ndarray, t: Timings) -> SegmentationResult:
-        """Bring scores (h, w, C) or ids (h, w) to the original size."""
+    def _finish(
+        self, loaded: LoadedImage, out: np.ndarray, t: Timings, probabilities: bool = False
+    ) -> SegmentationResult:
+        """Bring scores (h, w, C) or ids (h, w) to the original size.
+
+        ``probabilities`` says ``out`` is already softmax-ed (the fused accurate-mode map).
+        """
         t3 = time.perf_counter()
         size = loaded.size
         category = confidence = None
@@ -170,9 +177,9 @@ class Segmenter:
             if self.output_category_mask:
                 category = upsample_category(out, size, argmax_scores(out, self._pool))
             if self.output_confidence_masks:
-                probs = softmax(out.astype(np.float32, copy=False), axis=-1)
+                probs = out if probabilities else softmax(out.astype(np.float32), axis=-1)
                 confidence = upsample_bilinear(np.ascontiguousarray(probs.transpose(2, 0, 1)), size)
-        t.postprocess = (time.perf_counter() - t3) * 1e3
+        t.postprocess += (time.perf_counter() - t3) * 1e3
         return SegmentationResult(
             category_mask=category,
             confidence_masks=confidence,

@@ -1,0 +1,92 @@
+"""Accurate mode: the tile grid, fusion across scales and flips, odd image sizes, ArgMax models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+from PIL import Image
+
+from seglite import Segmenter
+from seglite.image import load_image
+from seglite.result import Timings
+from seglite.tiling import _Fuser, fused_scores, scaled_size, tile_grid, tile_starts
+
+
+@pytest.mark.parametrize("length", [1, 100, 257, 258, 300, 385, 428, 429, 514, 1000, 1031])
+def test_tiles_cover_every_pixel_with_overlap_and_flush_edge(length):
+    tile, stride = 257, 171
+    starts = tile_starts(length, tile, stride)
+    assert starts[0] == 0
+    if length <= tile:
+        assert starts == [0]
+        return
+    assert starts[-1] == length - tile  # last tile flush with the edge
+    covered = np.zeros(length, dtype=int)
+    for s in starts:
+        covered[s : s + tile] += 1
+    assert covered.min() >= 1
+    gaps = np.diff(starts)
+    assert (gaps <= stride).all() and (gaps > 0).all()
+    assert all(tile - g >= tile // 3 for g in gaps)  # neighbours overlap by at least a third
+
+
+def test_grid_is_the_product_of_axes():
+    grid = tile_grid((386, 514), (257, 257))
+    assert len(grid) == 2 * 3
+    assert (386 - 257, 514 - 257) in grid
+
+
+def test_scaled_size_keeps_aspect():
+    assert scaled_size((500, 375), (257, 257), 2.0) == (514, 386)
+    assert scaled_size((3000, 20), (257, 257), 1.5) == (386, 3)
+
+
+def test_tiled_single_tile_equals_squash_exactly(starter):
+    img = Image.open(EXAMPLES / "chelsea.jpg").convert("RGB").resize((257, 257))
+    t = Timings()
+    fuser = _Fuser(starter.backend, 21, t)
+    squash = fuser.squash(img)
+    tiled = fuser.tiled(np.asarray(img))
+    assert np.array_equal(squash, tiled)
+    fused, n = fused_scores(starter.backend, load_image(img), (1.0,), False, t, 21)
+    assert n == 1 and np.array_equal(fused, squash)
+    logits = starter.backend.run(np.asarray(img)[None])[0]
+    assert np.array_equal(fused.argmax(-1), logits.argmax(-1))
+
+
+def test_flip_fusion_of_a_symmetric_image_is_symmetric():
+    half = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB"))[:, :256]
+    sym = np.ascontiguousarray(np.concatenate([half, half[:, ::-1]], axis=1))
+    seg = Segmenter(scales=(1.5,), flip=True, output_confidence_masks=True, num_threads=2)
+    result = seg.segment(sym)
+    conf = result.confidence_masks
+    assert np.allclose(conf, conf[:, :, ::-1], atol=1e-5)
+    assert (result.category_mask == result.category_mask[:, ::-1]).mean() > 0.999
+
+
+def test_accurate_mode_on_argmax_model_votes():
+    seg = Segmenter("coral-pascal-dm05", scales=(1.5, 2.0), flip=True, num_threads=2)
+    result = seg.segment(EXAMPLES / "chelsea.jpg")
+    assert result.category_mask.shape == (300, 451)
+    assert max(result.fractions, key=result.fractions.get) == "cat"
+    assert result.timings.invocations > 2
+
+
+@pytest.mark.parametrize("size", [(5, 5), (3000, 20), (20, 3000), (4000, 3000), (257, 257)])
+def test_any_image_size(size, starter):
+    seg = Segmenter(scales=(1.5, 2.0), flip=True, num_threads=2)
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    result = seg.segment(img)
+    assert result.category_mask.shape == (size[1], size[0])
+    # Tiles follow the model size, not the photo: at most 3x3 tiles per scale and flip.
+    assert result.timings.invocations <= 2 * (4 + 9)
+
+
+def test_accurate_confidence_masks_are_probabilities():
+    seg = Segmenter(scales=(1.0, 1.5), flip=True, output_confidence_masks=True, num_threads=2)
+    result = seg.segment(EXAMPLES / "chelsea.jpg")
+    assert result.confidence_masks.shape == (21, 300, 451)
+    assert np.allclose(result.confidence_masks.sum(0), 1.0, atol=1e-4)
+    assert (result.confidence_masks.argmax(0) == result.category_mask).mean() > 0.99
