@@ -397,6 +397,8 @@ def from_config(config: dict[str, Any]) -> DeepLab:
         return deeplab(**copy.deepcopy(config))
     except TypeError as exc:
         raise ModelError(f"model config does not fit this seglite version: {exc}") from None
+    except OptionError as exc:
+        raise ModelError(f"model config is invalid: {exc}") from None
 
 
 # ---------------------------------------------------------------------------- starter model
