@@ -154,3 +154,19 @@ def test_timings_are_reported(starter):
     assert t.total == pytest.approx(t.decode + t.preprocess + t.invoke + t.postprocess)
     summary = result.summary()
     assert summary["width"] == 512 and summary["classes"][0]["label"] in {"background", "person"}
+
+
+def test_display_names_locale_uses_localized_label_file(tmp_path):
+    from conftest import MODEL_DIR
+
+    from seglite.metadata import read_metadata, write_metadata
+
+    official = MODEL_DIR / "lite-model_deeplabv3_1_metadata_2.tflite"
+    meta = read_metadata(official)
+    french = ["arrière-plan", *[f"classe {i}" for i in range(1, 21)]]
+    meta.display_names = {"fr": french}
+    path = tmp_path / "fr.tflite"
+    path.write_bytes(write_metadata(official.read_bytes(), meta))
+    assert Segmenter(path, display_names_locale="fr").labels[0] == "arrière-plan"
+    assert Segmenter(path).labels[0] == "background"
+    assert Segmenter(path, display_names_locale="de").labels[0] == "background"

@@ -112,7 +112,13 @@ class Segmenter:
                 raise OptionError(f"{len(names)} labels given but the model has {n} classes")
             return label_set_from_names(names)
         if self.backend.labels:
-            return label_set_from_names(self.backend.labels)
+            names = self.backend.labels
+            meta = getattr(self.backend, "metadata", None)
+            if self.display_names_locale and meta is not None:
+                localized = meta.display_names.get(self.display_names_locale)
+                if localized and len(localized) == len(names):
+                    names = localized
+            return label_set_from_names(names)
         if self.entry is not None:
             return get_label_set(self.entry.labels)
         if n is None:
