@@ -36,8 +36,9 @@ def overlay(
     *,
     alpha: float = 0.55,
     legend: bool = True,
+    outline: bool = True,
 ) -> Image.Image:
-    """The image with each class painted in its colour, and a legend of classes present."""
+    """The image with each class painted in its colour, outlined, and a legend of classes."""
     base = load_image(image, max_pixels=None).image if not isinstance(image, Image.Image) else image
     base = base.convert("RGB")
     if base.size != result.size:
@@ -52,8 +53,28 @@ def overlay(
     paint = np.ones(mask.shape, dtype=bool) if not skip else ~np.isin(mask, skip)
     a = np.float32(alpha) * paint[..., None]
     blended = (px * (1 - a) + colours * a).round().astype(np.uint8)
+    if outline:
+        edge = _edges(mask, width=max(1, round(max(mask.shape) / 400)))
+        blended[edge] = result.label_set.palette_lut()[mask[edge]]
     out = Image.fromarray(blended)
     return _with_legend(out, result) if legend else out
+
+
+def _edges(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Pixels on a class boundary (either side), thickened to ``width``."""
+    edge = np.zeros(mask.shape, dtype=bool)
+    vertical = mask[1:] != mask[:-1]
+    horizontal = mask[:, 1:] != mask[:, :-1]
+    edge[1:] |= vertical
+    edge[:, 1:] |= horizontal
+    for _ in range(width - 1):
+        grown = edge.copy()
+        grown[1:] |= edge[:-1]
+        grown[:-1] |= edge[1:]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        edge = grown
+    return edge
 
 
 def _with_legend(img: Image.Image, result: SegmentationResult) -> Image.Image:
