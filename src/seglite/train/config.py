@@ -1,0 +1,153 @@
+"""Training configuration: one flat dataclass, read from TOML and overridden by flags.
+
+TOML files may group keys in tables (``[data]``, ``[model]``, ``[optim]``...) for
+readability; the tables are merged, so every key name is unique across them. A
+variant is a short file with ``base = "other.toml"`` and the keys it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import OptionError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (the run dir stores it as config.json)."""
+
+    # data
+    dataset: str = ""  # dataset root folder
+    dataset_kind: str = "auto"  # auto | voc | camvid | folder
+    train_split: str = "train"
+    val_split: str = "val"
+    labels: str | None = None  # folder datasets: label file or label-set key
+    crop_size: list[int] = field(default_factory=lambda: [321, 321])  # [height, width]
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    flip: bool = True
+    jitter: float = 0.0  # photometric jitter strength, 0 = off
+    workers: int = 0  # DataLoader worker processes
+    # model
+    init: str = "starter"  # starter | scratch | path/to/checkpoint.safetensors
+    version: str = "v3+"  # scratch only; "starter" uses v3+ if decoder else v3
+    backbone: str = "mobilenet_v2"
+    depth_multiplier: float = 0.5
+    decoder: bool = True
+    output_stride: int = 16
+    input_size: list[int] | None = None  # [h, w] stored for the runtime; default: val image size
+    # optimization
+    iterations: int = 1000  # optimizer steps
+    batch_size: int = 8  # images per process per micro-batch
+    accum_steps: int = 1  # micro-batches per optimizer step
+    lr: float = 0.01
+    lr_power: float = 0.9  # poly schedule: lr * (1 - it / iterations) ** power
+    warmup_iterations: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    class_weights: list[float] | str | None = None  # list, "median_frequency" or None
+    freeze_bn: bool = False
+    seed: int = 0
+    threads: int = 2  # torch intra-op threads per process
+    # bookkeeping
+    checkpoint_every_s: float = 300.0
+    checkpoint_every: int = 0  # also every N iterations (0 = only by time)
+    keep_checkpoints: int = 2
+    val_every: int = 250  # iterations; 0 = only at the end
+    val_limit: int | None = None  # images of val used for periodic evaluation
+    val_output_stride: int = 16  # periodic val; the final evaluation adds OS 8
+    log_every: int = 10
+
+    @classmethod
+    def fields(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = cls.fields()
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise OptionError(f"unknown training option(s): {', '.join(unknown)}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def positive(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise OptionError(f"{name} must be a positive integer, got {v!r}")
+
+        for name in ("iterations", "batch_size", "accum_steps", "threads", "log_every"):
+            positive(name)
+        if self.output_stride not in (8, 16, 32) or self.val_output_stride not in (8, 16, 32):
+            raise OptionError("output_stride and val_output_stride must be 8, 16 or 32")
+        if len(self.crop_size) != 2 or min(self.crop_size) < 16:
+            raise OptionError(f"crop_size must be [height, width] >= 16, got {self.crop_size}")
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise OptionError(
+                f"scale_range must be [low, high] with 0 < low <= high, got {self.scale_range}"
+            )
+        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise OptionError("lr must be > 0, momentum in [0, 1), weight_decay >= 0")
+        if isinstance(self.class_weights, str) and self.class_weights != "median_frequency":
+            raise OptionError(
+                "class_weights must be a list of numbers, 'median_frequency' or unset"
+            )
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise OptionError(f"{path}: config 'base' chain loops")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OptionError(f"cannot read config {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise OptionError(f"{path}: invalid TOML ({exc})") from None
+    flat: dict[str, Any] = {}
+    base = raw.pop("base", None)
+    if base is not None:
+        flat.update(_read_toml(path.parent / base, (*seen, path)))
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            flat.update(value)  # a table only groups keys
+        else:
+            flat[key] = value
+    if "dataset" in flat and flat["dataset"] and not Path(flat["dataset"]).is_absolute():
+        # relative dataset paths are relative to the config file
+        flat["dataset"] = str((path.parent / flat["dataset"]).resolve())
+    return flat
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A config from a TOML (or JSON, e.g. a run's config.json) file plus overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if path.suffix == ".json":
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise OptionError(f"cannot read config {path}: {exc}") from None
+        else:
+            data = _read_toml(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(data)
