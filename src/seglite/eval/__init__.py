@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .evaluate import EvalResult, evaluate, evaluate_checkpoint
 from .metrics import (
     ConfusionMatrix,
     confusion_matrix,
@@ -13,7 +14,10 @@ from .metrics import (
 
 __all__ = [
     "ConfusionMatrix",
+    "EvalResult",
     "confusion_matrix",
+    "evaluate",
+    "evaluate_checkpoint",
     "fw_iou",
     "iou_per_class",
     "mean_iou",
