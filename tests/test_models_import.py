@@ -33,10 +33,18 @@ CORAL = {
     "deeplabv3_mnv2_pascal_quant.tflite": 1.0,
     "deeplabv3_mnv2_dm05_pascal_quant.tflite": 0.5,
 }
-torch.set_num_threads(min(2, torch.get_num_threads()))
 
 if not STARTER.is_file():  # pragma: no cover - the shared model dir is part of the setup
     pytest.skip(f"model files not found in {MODEL_DIR}", allow_module_level=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors gain little from threads; one spares the cores shared with other runs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def rgb(path, size: int) -> np.ndarray:
@@ -253,3 +261,13 @@ def test_calibrate_batchnorm_keeps_the_function_and_gives_real_statistics():
                 m.eval()
         trained = model(batch)
     assert (trained.argmax(1) == before.argmax(1)).float().mean() > 0.99
+
+
+def test_starter_model_refuses_weights_of_another_architecture():
+    with pytest.raises(ModelError, match="not the starter architecture"):
+        starter_model(pretrained=MODEL_DIR / "deeplabv3_mnv2_pascal_quant.tflite")  # depth 1.0
+    with pytest.raises(ModelError, match=".tflite or .safetensors"):
+        starter_model(pretrained=MODEL_DIR / "deeplabv3_labelmap.txt")
+    # Coral's depth-0.5 model has the starter's layers (trained at OS 16): it fits.
+    coral = starter_model(pretrained=MODEL_DIR / "deeplabv3_mnv2_dm05_pascal_quant.tflite")
+    assert coral.output_stride == 8 and coral.config["depth_multiplier"] == 0.5

@@ -76,11 +76,11 @@ def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:
         raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
-def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> DeepLab:
+def load_checkpoint(path: str | Path, *, device: str = "cpu") -> DeepLab:
     """Rebuild a model from a checkpoint written by ``save_checkpoint``.
 
-    The returned model is in eval mode; ``model.checkpoint_metadata`` holds the file's
-    metadata (with the JSON values decoded).
+    The returned model is in eval mode on ``device``; ``model.checkpoint_metadata`` holds
+    the file's metadata (with the values of the ``seglite.*`` keys decoded from JSON).
     """
     safetensors_torch = require("safetensors.torch", "torch")
     path = Path(path)
@@ -93,7 +93,7 @@ def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> DeepLab:
         raise ModelError(f"{path}: seglite.config metadata is not valid JSON") from None
     model = from_config(config)
     try:
-        state = safetensors_torch.load_file(str(path), device=map_location)
+        state = safetensors_torch.load_file(str(path))
     except Exception as exc:
         raise ModelError(f"{path}: cannot read tensors ({exc})") from None
     own = model.state_dict()
@@ -115,4 +115,4 @@ def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> DeepLab:
     model.checkpoint_metadata = decoded
     if "seglite.source" in decoded:
         model.import_info = decoded["seglite.source"]
-    return model.eval()
+    return model.to(device).eval()

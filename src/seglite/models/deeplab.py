@@ -458,19 +458,20 @@ def starter_model(
     model = deeplab(**starter_config(**overrides))
     if pretrained is None or pretrained is False:
         return model
-    source = _load_pretrained_source(pretrained)
-    keep = model.state_dict()
-    transferred = 0
-    for name, value in source.state_dict().items():
-        if name.startswith("classifier.") and (decoder or num_classes != 21):
-            continue
-        if name in keep and keep[name].shape == value.shape:
-            keep[name] = value
-            transferred += 1
-    if transferred == 0:
-        raise ModelError(f"{pretrained}: no weights fit the starter architecture")
-    model.load_state_dict(keep)
-    model.pretrained_from = str(getattr(source, "source", pretrained))
+    source = _load_pretrained_source(pretrained).state_dict()
+    state = model.state_dict()
+    new_parts = ("classifier.", "decoder.") if decoder or num_classes != 21 else ()
+    wanted = [k for k in state if not k.startswith(new_parts)]
+    unfit = [k for k in wanted if k not in source or source[k].shape != state[k].shape]
+    if unfit:
+        raise ModelError(
+            f"{pretrained}: not the starter architecture ({len(unfit)} tensors missing or "
+            f"of another shape, e.g. {unfit[0]})"
+        )
+    for k in wanted:
+        state[k] = source[k]
+    model.load_state_dict(state)
+    model.pretrained_from = str(pretrained)
     return model
 
 
