@@ -155,6 +155,20 @@ def test_describe_matches_deeplab_model_zoo_multiply_adds():
     assert "mobilenet_v2" in text and "total" in text
 
 
+def test_describe_table_for_the_cli():
+    from seglite.models.describe import describe_table
+
+    starter = describe_table("starter")
+    assert "input 257x257" in starter and "697,013" in starter
+    one = describe_table("v3+ resnet101 os8")
+    assert "DeepLabv3+ resnet101 OS 8" in one and "decoder" in one and "[65, 65]" in one
+    assert "x0.5" in describe_table("v3:mobilenet_v2:x0.5")
+    with pytest.raises(OptionError, match="unknown backbone"):
+        describe_table("v3 vgg16")
+    with pytest.raises(OptionError, match="cannot read architecture"):
+        describe_table("   ")
+
+
 def test_describe_reports_parts_of_v3plus():
     model = deeplab(version="v3+", backbone="mobilenet_v2", num_classes=11)
     info = describe(model, (97, 129))

@@ -108,3 +108,90 @@ def format_description(info: dict[str, Any]) -> str:
         lines.append(f"{name:<12}{part['params']:>14,}{part['macs'] / 1e9:>10.2f}")
     lines.append(f"{'total':<12}{info['params']:>14,}{info['macs'] / 1e9:>10.2f}")
     return "\n".join(lines)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    fmt = [
+        " | ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
+    fmt.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(fmt)
+
+
+def _parse_arch(spec: str) -> nn.Module:
+    """'v3+ resnet101', 'v3:mobilenet_v2:x0.5:os8', 'starter', or a .safetensors/.tflite file."""
+    from pathlib import Path
+
+    from .deeplab import VERSIONS, deeplab, starter_model
+
+    text = spec.strip()
+    if text.lower().endswith((".safetensors", ".tflite")):
+        if text.lower().endswith(".tflite"):
+            from .tflite_import import import_tflite
+
+            return import_tflite(Path(text))[0]
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(Path(text))
+    if text.lower() == "starter":
+        return starter_model()
+    kwargs: dict[str, Any] = {}
+    for token in (t for t in text.replace(",", " ").replace(":", " ").split() if t):
+        low = token.lower()
+        if low.startswith("os") and low[2:].isdigit():
+            kwargs["output_stride"] = int(low[2:])
+        elif low[:1] == "x" or low.startswith("dm"):
+            try:
+                kwargs["depth_multiplier"] = float(low.lstrip("xdm"))
+            except ValueError:
+                raise OptionError(f"bad depth multiplier {token!r} in {spec!r}") from None
+        elif low.removeprefix("deeplab") in (*VERSIONS, "v3plus"):
+            kwargs["version"] = low
+        else:
+            kwargs["backbone"] = token
+    if not kwargs:
+        raise OptionError(
+            f"cannot read architecture {spec!r}; try 'all', 'starter', 'v3+ resnet101 os8', "
+            "'v3 mobilenet_v2 x0.5' or a .safetensors / .tflite file"
+        )
+    return deeplab(**kwargs)
+
+
+def describe_table(arch: str = "all", input_size: tuple[int, int] | int = (513, 513)) -> str:
+    """Text for ``seglite models --describe [ARCH]``.
+
+    ``arch="all"``: every version x backbone at output strides 16 and 8 (21 classes).
+    Otherwise one architecture (see ``_parse_arch``), described part by part; the
+    starter model and .tflite files are described at their own input size.
+    """
+    from .deeplab import VERSIONS, deeplab
+
+    if arch.strip().lower() != "all":
+        model = _parse_arch(arch)
+        info = getattr(model, "import_info", None) or {}
+        size = info.get("input_size") or (
+            (257, 257) if arch.strip().lower() == "starter" else input_size
+        )
+        return format_description(describe(model, tuple(size) if len(size) == 2 else size))
+    from .backbones import BACKBONES
+
+    rows = [["version", "backbone", "params", "GMACs OS16", "GMACs OS8"]]
+    with torch.device("meta"):
+        for backbone in BACKBONES:
+            for version in VERSIONS:
+                model = deeplab(version=version, backbone=backbone)
+                at16 = describe(model, input_size)
+                at8 = describe(model.set_output_stride(8), input_size)
+                rows.append(
+                    [
+                        version,
+                        backbone,
+                        f"{at16['params']:,}",
+                        f"{at16['macs'] / 1e9:.2f}",
+                        f"{at8['macs'] / 1e9:.2f}",
+                    ]
+                )
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    return f"DeepLab family, 21 classes, input {h}x{w}\n" + _table(rows)
