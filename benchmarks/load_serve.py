@@ -1,0 +1,267 @@
+"""Load test for `seglite serve`, on loopback only, bounded in count and time.
+
+Starts the server in a subprocess on 127.0.0.1, sends N requests (default 500) at a fixed
+concurrency (default 16) and reports failures, p50/p90/p99 latency, throughput against the
+single-thread ``Segmenter.segment()`` rate measured in the same run (before the server starts,
+so the two do not compete for the CPU), and the server's resident memory: idle, after warm-up,
+sampled peak, and after the load.
+
+    python benchmarks/load_serve.py [--requests 500] [--concurrency 16] [--json out.json]
+
+Needs seglite[serve] and httpx; psutil is used when installed (else /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGES = (
+    REPO.parent / "shared" / "golden" / "segmentation_input_rotation0.jpg",
+    REPO / "examples" / "astronaut.jpg",
+)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (psutil if present, else /proc)."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss / 1e6
+    except ImportError:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
+
+
+def single_thread_rate(model: str, data: bytes, seconds: float, max_runs: int) -> dict:
+    """Images per second of one Segmenter with one interpreter thread, in this process."""
+    from seglite import Segmenter
+
+    seg = Segmenter(model, num_threads=1)
+    for _ in range(3):
+        seg.segment(data)
+    times = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < max_runs and time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        seg.segment(data)
+        times.append(time.perf_counter() - t0)
+    seg.close()
+    return {
+        "runs": len(times),
+        "rate": len(times) / sum(times),
+        "mean_ms": statistics.mean(times) * 1e3,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable, "-m", "seglite", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--model", args.model, "--queue", str(max(args.concurrency, 1)), "--threads", str(args.threads),
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(proc: subprocess.Popen, base: str, timeout: float) -> dict:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}: {proc.stderr.read()}")
+        try:
+            r = httpx.get(f"{base}/readyz", timeout=2)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"server not ready within {timeout:.0f} s")
+
+
+async def load(base: str, data: bytes, args: argparse.Namespace) -> dict:
+    """N requests, `concurrency` at a time; stops issuing new ones at the time limit."""
+    import httpx
+
+    url = f"{base}/v1/segment?output={args.output}"
+    headers = {"content-type": "image/jpeg"}
+    latencies: list[float] = []
+    server: list[dict] = []  # the server's own timings_ms of each answer
+    errors: dict[str, int] = {}
+    issued = 0
+    deadline = time.monotonic() + args.max_seconds
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
+
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal issued
+            while issued < args.requests and time.monotonic() < deadline:
+                issued += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, content=data, headers=headers)
+                    ok = r.status_code == 200
+                    key = f"HTTP {r.status_code}"
+                except httpx.HTTPError as exc:
+                    ok, key = False, type(exc).__name__
+                if ok:
+                    latencies.append(time.perf_counter() - t0)
+                    if args.output == "json":
+                        server.append(r.json()["timings_ms"])
+                else:
+                    errors[key] = errors.get(key, 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        wall = time.perf_counter() - t0
+    not_run = args.requests - issued
+    if not_run:
+        errors["not run (time limit)"] = not_run
+    return {"latencies": latencies, "server": server, "errors": errors, "wall": wall}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--model", default="deeplabv3")
+    p.add_argument("--image", type=Path, default=None, help="default: the golden test image")
+    p.add_argument("--output", default="json", choices=("json", "mask", "overlay"))
+    p.add_argument("--workers", type=int, default=None, help="server workers (default: its own)")
+    p.add_argument("--threads", type=int, default=1, help="threads per interpreter")
+    p.add_argument("--max-seconds", type=float, default=180, help="stop issuing requests after")
+    p.add_argument(
+        "--single-seconds", type=float, default=5, help="time for the single-thread rate"
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    if not (1 <= args.requests <= 100_000 and 1 <= args.concurrency <= 256):
+        p.error("--requests must be 1..100000 and --concurrency 1..256")
+
+    image = args.image or next((i for i in DEFAULT_IMAGES if i.is_file()), None)
+    if image is None or not image.is_file():
+        p.error("no image found; pass --image")
+    data = image.read_bytes()
+
+    print(f"single-thread Segmenter.segment() on {image.name} ...", file=sys.stderr)
+    single = single_thread_rate(args.model, data, args.single_seconds, max_runs=500)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(args, port)
+    try:
+        ready = wait_ready(proc, base, timeout=60)
+        rss_idle = rss_mb(proc.pid)
+        import httpx
+
+        for _ in range(2 * ready["workers"]):  # every interpreter runs once
+            httpx.post(f"{base}/v1/segment", content=data, headers={"content-type": "image/jpeg"})
+        rss_warm = rss_mb(proc.pid)
+
+        samples: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.05):
+                samples.append(rss_mb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        print(f"{args.requests} requests, concurrency {args.concurrency} ...", file=sys.stderr)
+        result = asyncio.run(load(base, data, args))
+        stop.set()
+        sampler.join()
+        rss_after = rss_mb(proc.pid)
+        served = httpx.get(f"{base}/readyz").json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    lat = result["latencies"]
+    failures = sum(result["errors"].values())
+    throughput = len(lat) / result["wall"] if result["wall"] else float("nan")
+    report = {
+        "image": f"{image.name} ({len(data)} bytes)",
+        "model": args.model,
+        "output": args.output,
+        "cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "server_workers": served["workers"],
+        "server_threads": args.threads,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "ok": len(lat),
+        "failures": failures,
+        "errors": result["errors"],
+        "wall_s": round(result["wall"], 2),
+        "throughput_rps": round(throughput, 1),
+        "latency_p50_ms": round(percentile(lat, 50) * 1e3, 1),
+        "latency_p90_ms": round(percentile(lat, 90) * 1e3, 1),
+        "latency_p99_ms": round(percentile(lat, 99) * 1e3, 1),
+        "latency_max_ms": round(max(lat, default=float("nan")) * 1e3, 1),
+        **{
+            f"server_mean_{k}_ms": round(statistics.mean(t[k] for t in result["server"]), 1)
+            for k in ("queue", "total", "server")
+            if result["server"]
+        },
+        "single_thread_rate_ips": round(single["rate"], 1),
+        "single_thread_mean_ms": round(single["mean_ms"], 1),
+        "throughput_vs_single": round(throughput / single["rate"], 2),
+        "rss_idle_mb": round(rss_idle, 1),
+        "rss_warm_mb": round(rss_warm, 1),
+        "rss_mid_mb": round(samples[len(samples) // 2], 1) if samples else None,
+        "rss_peak_mb": round(max(samples, default=rss_after), 1),
+        "rss_after_mb": round(rss_after, 1),
+    }
+    from seglite.cli import format_table
+
+    rows = [
+        {"metric": k, "value": json.dumps(v) if isinstance(v, dict) else v}
+        for k, v in report.items()
+    ]
+    print(format_table(rows, ["metric", "value"]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""seglite serve: the HTTP API and the web page, on uvicorn (needs ``seglite[serve]``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..cli import _positive_int
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "serve",
+        help="HTTP API and web page for segmentation",
+        description="Serve POST /v1/segment, GET /v1/models, /healthz, /readyz, the web page at / "
+        "and the OpenAPI docs at /docs. Inference runs in worker threads, one interpreter each; "
+        "requests beyond workers + queue get 503 at once.",
+    )
+    p.add_argument(
+        "--model",
+        "-m",
+        action="append",
+        metavar="NAME|FILE",
+        help="zoo name or model file; repeat to serve several (the first is the default; "
+        "default: deeplabv3)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="concurrent inferences, i.e. interpreters per model, in this one process "
+        "(default: CPUs, at most 4)",
+    )
+    p.add_argument(
+        "--threads", type=_positive_int, default=1, help="threads per interpreter (default: 1)"
+    )
+    p.add_argument(
+        "--queue",
+        type=_non_negative_int,
+        default=16,
+        help="requests that may wait for a worker before the server answers 503 (default: 16)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=_positive_float,
+        default=20.0,
+        help="largest accepted upload in MiB; larger ones get 413 (default: 20)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=None,
+        help="largest accepted image in pixels; larger ones get 413 (default: 16000000)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds a client may take to send its upload; slower ones get 408 (default: 60)",
+    )
+    p.add_argument(
+        "--graceful-timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds requests in flight may take to finish at shutdown (default: 30)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="server log level (default: info)",
+    )
+    p.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from ..errors import MissingExtraError, OptionError, require
+
+    require("fastapi", "serve")
+    uvicorn = require("uvicorn", "serve")
+    # python-multipart parses uploads; found, not imported (its old name warns on import).
+    if not any(importlib.util.find_spec(m) for m in ("python_multipart", "multipart")):
+        raise MissingExtraError("python-multipart is not installed: pip install 'seglite[serve]'")
+
+    from ..serve.app import DEFAULT_MAX_PIXELS, ServeConfig, create_app, default_workers
+
+    if not 0 <= args.port <= 65535:
+        raise OptionError(f"--port must be between 0 and 65535, got {args.port}")
+    config = ServeConfig(
+        models=tuple(args.model or ("deeplabv3",)),
+        workers=args.workers or default_workers(),
+        threads=args.threads,
+        queue=args.queue,
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        read_timeout=args.read_timeout,
+        shutdown_timeout=args.graceful_timeout,
+    )
+    app = create_app(config)  # loads every model now: a bad one fails here, in one line
+    service = app.state.service
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, with /readyz turning 503 as soon as shutdown begins."""
+
+        def handle_exit(self, sig, frame) -> None:
+            service.draining = True
+            super().handle_exit(sig, frame)
+
+    server = Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=not args.no_access_log,
+            timeout_graceful_shutdown=args.graceful_timeout,
+            server_header=False,
+        )
+    )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"seglite serve: http://{host}:{args.port}/  models: {', '.join(service.pools)}; "
+        f"{config.workers} workers x {config.threads} threads, queue {config.queue}",
+        file=sys.stderr,
+    )
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            "seglite serve: listening beyond this machine; there is no authentication, put a "
+            "proxy in front if that matters",
+            file=sys.stderr,
+        )
+    server.run()
+    return 0 if server.started else 1
