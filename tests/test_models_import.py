@@ -180,8 +180,12 @@ def test_checkpoint_round_trip(imported, tmp_path):
     assert loaded.config == model.config and not loaded.training
     assert loaded.import_info["source"] == "deeplabv3_257_mv_gpu.tflite"
     assert json.loads(meta["seglite.preprocess"])["mean"] == 127.5
+    assert loaded.checkpoint_metadata["seglite.input_size"] == [257, 257]
+    assert all(p.requires_grad and p.device.type == "cpu" for p in loaded.parameters())
     x = normalized(rgb(IMAGES[1], 129))
-    np.testing.assert_array_equal(run_torch(loaded, x), run_torch(model, x))
+    a, b = model.state_dict(), loaded.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit for bit
+    np.testing.assert_allclose(run_torch(loaded, x), run_torch(model, x), rtol=0, atol=1e-4)
 
 
 def test_checkpoint_errors(imported, tmp_path):

@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import ModelError, require
 from .deeplab import INPUT_MEAN, INPUT_STD, DeepLab, from_config
 
@@ -49,6 +51,8 @@ def save_checkpoint(
     source = getattr(model, "import_info", None)
     if source:
         metadata["seglite.source"] = json.dumps(source, sort_keys=True)
+        if source.get("input_size"):  # the size the imported graph was exported for
+            metadata["seglite.input_size"] = json.dumps(source["input_size"])
     for key, value in (extra_metadata or {}).items():
         metadata[str(key)] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -91,7 +95,8 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> DeepLab:
         config = json.loads(meta["seglite.config"])
     except json.JSONDecodeError:
         raise ModelError(f"{path}: seglite.config metadata is not valid JSON") from None
-    model = from_config(config)
+    with torch.device("meta"):  # shapes only: the file provides every tensor
+        model = from_config(config)
     try:
         state = safetensors_torch.load_file(str(path))
     except Exception as exc:
@@ -105,7 +110,7 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> DeepLab:
             f"{path}: tensors do not fit the stored config (missing: {missing[:3]}, "
             f"unexpected: {unexpected[:3]}, wrong shape: {wrong[:3]})"
         )
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)
     decoded: dict[str, Any] = {}
     for key, value in meta.items():
         try:
