@@ -679,6 +679,28 @@ class BenchReport:
                 )
         return out
 
+    def details(self) -> list[str]:
+        """benchmark_model's per-model summary lines: everything the table leaves out."""
+        out = []
+        for i, r in enumerate(self.results, 1):
+            s = r.stats
+            warm = (
+                f"warmup avg={r.warmup_avg_ms:.2f} (n={len(r.warmup_ms)})"
+                if r.warmup_ms
+                else "no warm-up"
+            )
+            mem = (
+                f"memory delta init={_mb1(r.rss_init_mb)} overall={_mb1(r.rss_overall_mb)} "
+                f"peak={_mb1(r.peak_mb)}"
+            )
+            out.append(
+                f"row {i}: {r.model} {r.backend} threads={r.threads}: init={r.init_ms:.2f} "
+                f"first={r.first_ms:.2f} {warm} count={s.count} avg={s.avg:.2f} std={s.std:.2f} "
+                f"min={s.min:.2f} p50={s.p50:.2f} p90={s.p90:.2f} p99={s.p99:.2f} max={s.max:.2f} "
+                f"(ms); {mem}; input {r.input_size[1]}x{r.input_size[0]} -> {r.output}"
+            )
+        return out
+
     def headline(self) -> str:
         st = self.settings
         what = (
@@ -704,10 +726,13 @@ class BenchReport:
         table = format_table(self.table_rows())
         notes = self.notes()
         if markdown:
-            parts = [f"_{self.headline()}_", "", table, "", f"Machine: {env}", "", legend]
+            parts = [f"_{self.headline()}_", "", table, "", f"Machine: {env}", "", legend, ""]
+            parts += [f"- {d}" for d in self.details()]
             parts += [f"\n**Warning:** {n}" for n in notes]
             return "\n".join(parts)
-        return "\n".join([self.headline(), table, f"machine: {env}", legend, *notes])
+        return "\n".join(
+            [self.headline(), table, f"machine: {env}", legend, *self.details(), *notes]
+        )
 
 
 def _ms(v: float | None) -> str:
@@ -722,6 +747,10 @@ def _mb(overall: float | None, peak: float | None) -> str:
     a = "-" if overall is None else f"{overall:+.1f}"
     b = "-" if peak is None else f"{peak:.0f}"
     return f"{a} ({b})"
+
+
+def _mb1(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f} MB"
 
 
 def _block_size(est_ms: float) -> int:
@@ -858,9 +887,11 @@ def plot(report: BenchReport, path: str | os.PathLike) -> Path:
     for r in report.results:
         series.setdefault((r.model, r.backend), []).append(r)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for (model, backend), rs in series.items():
+    all_threads = [r.threads for r in report.results]
+    dodge = 0.03 * max(1, max(all_threads) - min(all_threads))  # keep error bars apart
+    for j, ((model, backend), rs) in enumerate(series.items()):
         rs = sorted(rs, key=lambda r: r.threads)
-        x = [r.threads for r in rs]
+        x = [r.threads + (j - (len(series) - 1) / 2) * dodge for r in rs]
         y = [r.stats.p50 for r in rs]
         lo = [r.stats.p50 - r.stats.min for r in rs]
         hi = [r.stats.p90 - r.stats.p50 for r in rs]
