@@ -44,6 +44,7 @@ class TrainConfig:
     depth_multiplier: float = 0.5
     decoder: bool = True
     output_stride: int = 16
+    model_options: dict[str, Any] | None = None  # scratch: more deeplab() keyword arguments
     input_size: list[int] | None = None  # [h, w] stored for the runtime; default: val image size
     # optimization
     iterations: int = 1000  # optimizer steps
@@ -106,6 +107,11 @@ class TrainConfig:
             )
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise OptionError("lr must be > 0, momentum in [0, 1), weight_decay >= 0")
+        if self.batch_size == 1 and not self.freeze_bn:
+            raise OptionError(
+                "batch_size 1 cannot train batch norm (the image-pooling branch sees one value "
+                "per channel): set freeze_bn = true, or batch_size >= 2 with accum_steps"
+            )
         if isinstance(self.class_weights, str) and self.class_weights != "median_frequency":
             raise OptionError(
                 "class_weights must be a list of numbers, 'median_frequency' or unset"

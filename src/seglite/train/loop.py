@@ -140,7 +140,11 @@ def build_model(cfg: TrainConfig, num_classes: int, labels):
         )  # fmt: skip
         if kw["backbone"] in ("mobilenet_v2", "mnv2", "mobilenetv2"):
             kw["depth_multiplier"] = cfg.depth_multiplier
-        return deeplab(**kw)
+        kw.update(cfg.model_options or {})
+        try:
+            return deeplab(**kw)
+        except TypeError as exc:
+            raise OptionError(f"model_options: {exc}") from None
     from ..models.checkpoint import load_checkpoint
 
     model = load_checkpoint(init)
@@ -324,6 +328,7 @@ def train(
         h, w = probe.read_mask(0).shape
         input_size = [int(h), int(w)]
 
+    torch.manual_seed(cfg.seed)  # new layers' initialization, the same in every process
     model = build_model(cfg, train_set.num_classes, _label_arg(train_set)).to(device)
     if cfg.freeze_bn:
         for m in model.modules():
