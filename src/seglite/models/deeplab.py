@@ -115,11 +115,13 @@ class DeepLab(nn.Module):
             init_weights(head)
             for conv in head.branches:
                 init_classifier(conv)
-            self.head = head
+            w = old.branches[0].weight
+            self.head = head.to(w.device, w.dtype)
         else:
             old = self.classifier
-            self.classifier = nn.Conv2d(old.in_channels, num_classes, 1)
-            init_classifier(self.classifier)
+            classifier = nn.Conv2d(old.in_channels, num_classes, 1)
+            init_classifier(classifier)
+            self.classifier = classifier.to(old.weight.device, old.weight.dtype)
         self.config["num_classes"] = num_classes
         self.config["labels"] = labels
         return self

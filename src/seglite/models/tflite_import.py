@@ -48,6 +48,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..labels import default_label_set
+from .backbones.mobilenetv2 import mobilenet_widths
 from .deeplab import DeepLab, deeplab
 from .layers import ConvBNAct
 
@@ -257,8 +258,7 @@ def _infer_config(graph: _Graph, convs: list[_Conv], path: Path) -> dict[str, An
     for needed in ("MobilenetV2/Conv", "aspp0", "logits/semantic"):
         if needed not in by_scope:
             raise ModelError(f"{path.name}: not a DeepLab MobileNetV2 graph (no {needed!r})")
-    stem = by_scope["MobilenetV2/Conv"].weight.shape[0]
-    depth_multiplier = stem / 32
+    depth_multiplier = _depth_multiplier(by_scope)
     max_rate = max(
         c.op.options.get("dilationHFactor", 1) for c in convs if c.path.startswith("backbone")
     )
@@ -290,6 +290,20 @@ def _infer_config(graph: _Graph, convs: list[_Conv], path: Path) -> dict[str, An
     # The ASPP width and dropout of a float TF model are not in the graph beyond shapes.
     config["aspp_channels"] = by_scope["aspp0"].weight.shape[0]
     return config
+
+
+def _depth_multiplier(by_scope: dict[str, _Conv]) -> float:
+    """The multiplier whose MobileNetV2 channel plan gives the graph's widths."""
+    widths = [by_scope["MobilenetV2/Conv"].weight.shape[0]]
+    k = 0
+    while (scope := f"MobilenetV2/expanded_conv{'_' + str(k) if k else ''}/project") in by_scope:
+        widths.append(by_scope[scope].weight.shape[0])
+        k += 1
+    candidates = (1.0, 0.5, 0.75, 0.35, 1.3, 1.4, 0.25, widths[0] / 32)
+    for dm in candidates:
+        if mobilenet_widths(dm)[: len(widths)] == widths:
+            return dm
+    raise ModelError(f"MobileNetV2 widths {widths} fit no depth multiplier")
 
 
 def _concat_order(graph: _Graph, convs: list[_Conv]) -> list[str] | None:

@@ -41,6 +41,15 @@ def make_divisible(value: float, divisor: int, min_value: int | None = None) -> 
     return new
 
 
+def mobilenet_widths(depth_multiplier: float) -> list[int]:
+    """Output channels of the stem and of each inverted residual block, in order."""
+    divisor = 8 if depth_multiplier == 1.0 else 1  # DeepLab's feature_extractor rule
+    widths = [make_divisible(32 * depth_multiplier, divisor, divisor)]
+    for _t, c, n, _s in INVERTED_RESIDUAL_SETTING:
+        widths += [make_divisible(c * depth_multiplier, divisor, divisor)] * n
+    return widths
+
+
 class InvertedResidual(nn.Module):
     """1x1 expand (ReLU6) -> 3x3 depthwise (ReLU6) -> 1x1 linear projection [+ input]."""
 
@@ -70,17 +79,13 @@ class MobileNetV2(nn.Module):
 
     def __init__(self, depth_multiplier: float = 1.0, output_stride: int = 16) -> None:
         super().__init__()
-        divisor = 8 if depth_multiplier == 1.0 else 1
-
-        def width(c: int) -> int:
-            return make_divisible(c * depth_multiplier, divisor, divisor)
-
-        stem = width(32)
-        self.stem = ConvBNAct(3, stem, 3, stride=2, act=nn.ReLU6)
-        blocks, in_ch = [], stem
-        for t, c, n, s in INVERTED_RESIDUAL_SETTING:
-            out_ch = width(c)
+        widths = iter(mobilenet_widths(depth_multiplier))
+        in_ch = next(widths)
+        self.stem = ConvBNAct(3, in_ch, 3, stride=2, act=nn.ReLU6)
+        blocks = []
+        for t, _c, n, s in INVERTED_RESIDUAL_SETTING:
             for i in range(n):
+                out_ch = next(widths)
                 blocks.append(InvertedResidual(in_ch, out_ch, s if i == 0 else 1, t))
                 in_ch = out_ch
         self.blocks = nn.Sequential(OrderedDict((str(i), b) for i, b in enumerate(blocks)))
