@@ -95,3 +95,17 @@ def test_arrays():
             load_image(bad)
     with pytest.raises(ImageError, match="NaN"):
         load_image(np.full((4, 4, 3), np.nan, np.float32))
+
+
+def test_bomb_is_refused_without_decoding(monkeypatch):
+    """The pixel limit is checked from the header, before anything (EXIF lookup included) decodes."""
+    from PIL import ImageFile
+
+    data = _png(Image.new("1", (30000, 30000)))
+
+    def refuse(self, *a, **k):
+        raise AssertionError("decoded a bomb")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    with pytest.raises(ImageTooLargeError):
+        load_image(data)

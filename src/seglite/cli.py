@@ -22,7 +22,7 @@ def _scales(text: str) -> tuple[float, ...]:
         ) from None
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -37,7 +37,7 @@ def add_model_options(p: argparse.ArgumentParser, *, accurate: bool = True) -> N
     p.add_argument(
         "--model", "-m", default=None, help="zoo name or model file (default: deeplabv3)"
     )
-    p.add_argument("--threads", type=_positive_int, default=None, help="interpreter threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="interpreter threads")
     if accurate:
         p.add_argument(
             "--accurate",
@@ -48,7 +48,7 @@ def add_model_options(p: argparse.ArgumentParser, *, accurate: bool = True) -> N
             "--scales", type=_scales, default=None, help="e.g. 1.5,2 (long side / model size)"
         )
         p.add_argument("--flip", action="store_true", help="also run mirrored and fuse")
-    p.add_argument("--max-pixels", type=_positive_int, default=None, help="refuse larger images")
+    p.add_argument("--max-pixels", type=positive_int, default=None, help="refuse larger images")
 
 
 def segmenter_kwargs(args: argparse.Namespace) -> dict:

@@ -129,10 +129,11 @@ def load_image(
         raise ImageError(f"cannot read an image from {type(src).__name__}")
     try:
         img = Image.open(fp)
-        orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+        # Size check from the header alone: for PNG, getexif() may decode the whole image.
+        _check_pixels(img.size, max_pixels, name)
+        orientation = img.getexif().get(0x0112, 1)
         w, h = img.size
         upright = (h, w) if orientation in _TRANSPOSING else (w, h)
-        _check_pixels(upright, max_pixels, name)
         if min_size is not None and img.format == "JPEG":
             want = min_size[::-1] if orientation in _TRANSPOSING else min_size
             img.draft("RGB", want)

@@ -15,7 +15,7 @@ from .image import ImageSource, load_image
 from .result import SegmentationResult
 
 # Classes that mean "nothing in particular": left uncoloured in overlays.
-_UNCOLOURED = {"background", "other", "unlabelled", "void"}
+UNCOLOURED = {"background", "other", "unlabelled", "void"}
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -47,7 +47,7 @@ def overlay(
     if mask is None:
         raise ValueError("overlay needs a category mask (output_category_mask=True)")
     names = result.label_set.names
-    skip = [i for i, n in enumerate(names) if n.lower() in _UNCOLOURED]
+    skip = [i for i, n in enumerate(names) if n.lower() in UNCOLOURED]
     colours = result.label_set.palette_lut()[mask].astype(np.float32)
     px = np.asarray(base, dtype=np.float32)
     paint = np.ones(mask.shape, dtype=bool) if not skip else ~np.isin(mask, skip)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import _positive_int
+from ..cli import positive_int
 
 
 def _non_negative_int(text: str) -> int:
@@ -48,13 +48,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="concurrent inferences, i.e. interpreters per model, in this one process "
         "(default: CPUs, at most 4)",
     )
     p.add_argument(
-        "--threads", type=_positive_int, default=1, help="threads per interpreter (default: 1)"
+        "--threads", type=positive_int, default=1, help="threads per interpreter (default: 1)"
     )
     p.add_argument(
         "--queue",
@@ -70,7 +70,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="largest accepted image in pixels; larger ones get 413 (default: 16000000)",
     )

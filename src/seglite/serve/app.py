@@ -568,6 +568,7 @@ class ModelInfo(BaseModel):
 class ModelsResponse(BaseModel):
     default: str
     accurate_scales: list[float]
+    unpainted: list[str] = Field(description="class names overlays leave uncoloured")
     max_upload_mb: float
     max_pixels: int
     models: list[ModelInfo]
@@ -760,10 +761,12 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
     async def models() -> dict[str, Any]:
         """The models this server runs, with their labels and colours."""
         from ..segmenter import ACCURATE_SCALES
+        from ..viz import UNCOLOURED
 
         return {
             "default": service.default,
             "accurate_scales": list(ACCURATE_SCALES),
+            "unpainted": sorted(UNCOLOURED),
             "max_upload_mb": config.max_upload_mb,
             "max_pixels": config.max_pixels,
             "models": [

@@ -2,8 +2,9 @@
 // and blend it over the image here, so the opacity slider needs no new request.
 "use strict";
 
-// Classes the server leaves unpainted in its overlays (seglite.viz): "nothing in particular".
-const UNPAINTED = new Set(["background", "other", "unlabelled", "void"]);
+// Classes the server leaves unpainted in its overlays ("nothing in particular"); /v1/models
+// sends the list (seglite.viz.UNCOLOURED) so it is defined in one place.
+let UNPAINTED = new Set();
 const MAX_VIEW_SIDE = 1600; // backing size of the on-screen canvas; saves use full size
 const LIVE_SIDE = 640; // webcam frames sent in live mode are scaled to this long side
 const LEGEND_ROWS = 16; // more classes than this are summed up in one line
@@ -70,6 +71,7 @@ async function loadModels() {
     const resp = await fetch("/v1/models", { headers: { Accept: "application/json" } });
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const body = await resp.json();
+    UNPAINTED = new Set(body.unpainted);
     el.model.replaceChildren();
     for (const m of body.models) {
       state.models.set(m.name, m);
