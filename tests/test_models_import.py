@@ -16,6 +16,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from seglite.errors import ModelError  # noqa: E402
 from seglite.models import (  # noqa: E402
     calibrate_batchnorm,
+    count_params,
     import_tflite,
     load_checkpoint,
     read_checkpoint_metadata,
@@ -235,6 +236,9 @@ def test_starter_model_with_decoder_on_the_imported_encoder(imported, tmp_path):
     assert plus.decoder is not None and plus.decoder.low_level.conv.in_channels == 72
     out = plus.eval()(torch.zeros(1, 3, 65, 65))
     assert out.shape == (1, 11, 65, 65)
+    light = starter_model(num_classes=11, pretrained=ckpt, decoder=True, decoder_separable=True)
+    assert light.config["decoder_separable"] and count_params(light) < count_params(plus)
+    assert all(torch.equal(a[k], light.state_dict()[k]) for k in encoder)
 
 
 def test_starter_model_default_weights_are_the_packaged_file(imported):

@@ -430,6 +430,7 @@ def starter_model(
     num_classes: int = 21,
     pretrained: bool | str | Path | None = None,
     decoder: bool = False,
+    decoder_separable: bool = False,
     output_stride: int = 8,
     labels: str | Sequence[str] | None = None,
 ) -> DeepLab:
@@ -443,6 +444,9 @@ def starter_model(
         decoder: add a randomly initialized DeepLabv3+ decoder (48-channel projection of
             the stride-4 depthwise feature, two 3x3 convs of 256) between the imported
             encoder and a new classifier.
+        decoder_separable: depthwise-separable decoder convs (TF DeepLab's default). At
+            480x360 the plain decoder costs 14.0 GMACs against 0.55 for the whole
+            encoder; the separable one 1.6.
         output_stride: 8 as in the TFLite file; 16 trains about 3x faster.
         labels: label-set key or names; default "voc21" for 21 classes.
 
@@ -457,6 +461,9 @@ def starter_model(
     )
     if decoder:
         overrides["version"] = "v3+"
+        overrides["decoder_separable"] = bool(decoder_separable)
+    elif decoder_separable:
+        raise OptionError("decoder_separable needs decoder=True")
     model = deeplab(**starter_config(**overrides))
     if pretrained is None or pretrained is False:
         return model
