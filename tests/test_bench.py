@@ -142,13 +142,19 @@ def test_missing_model():
         make_configs(["no_such_model.tflite"])
 
 
-def test_torch_backend_is_a_clear_error_until_it_exists():
+def test_a_backend_module_or_runtime_missing_is_one_clear_line(monkeypatch):
+    """--backend torch before seglite.runtime.torch exists, or onnx without onnxruntime."""
     import importlib.util
 
-    if importlib.util.find_spec("seglite.runtime.torch") is not None:
-        pytest.skip("the torch backend exists")
-    with pytest.raises(MissingExtraError, match="torch backend"):
+    real = importlib.util.find_spec
+    gone = {"seglite.runtime.torch", "onnxruntime"}
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in gone else real(name, *a)
+    )
+    with pytest.raises(MissingExtraError, match="torch backend is not part of this seglite build"):
         make_configs(["deeplabv3"], backends=["torch"])
+    with pytest.raises(MissingExtraError, match=r"seglite\[onnx\]"):
+        bench.check_backend_available("onnx")
 
 
 def test_bad_run_options():
@@ -207,7 +213,7 @@ def test_text_and_markdown(starter_report):
     md = starter_report.to_text(markdown=True)
     lines = md.splitlines()
     header = next(ln for ln in lines if ln.startswith("| model"))
-    for col in ("size", "backend", "device", "threads", "init ms", "first ms", "avg ms",
+    for col in ("size", "backend", "device", "threads", "init ms", "first ms", "min ms", "avg ms",
                 "p50 ms", "p90 ms", "p99 ms", "std ms", "RSS MB"):  # fmt: skip
         assert col in header
     assert sum(ln.startswith("| deeplabv3") for ln in lines) == 2
@@ -308,11 +314,6 @@ def test_cli_bad_options_one_line(argv, message, capsys):
 
     if argv[-1] == "onnx":
         pytest.importorskip("onnxruntime")
-    if argv[-1] == "torch":
-        import importlib.util
-
-        if importlib.util.find_spec("seglite.runtime.torch") is not None:
-            pytest.skip("the torch backend exists")
     extra = ["--runs", "1", "--min-secs", "0", "--warmup-secs", "0", "--no-isolate", "-q"]
     if "--runs" in argv:
         extra = extra[2:]

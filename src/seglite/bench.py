@@ -254,7 +254,7 @@ class BenchInput:
         from .image import load_image, resize, to_array
 
         loaded = load_image(self.data)
-        return np.ascontiguousarray(to_array(resize(loaded.image, (w, h)))[None])
+        return np.array(to_array(resize(loaded.image, (w, h)))[None])  # own, writable copy
 
 
 def _jpeg(img) -> bytes:
@@ -656,6 +656,7 @@ class BenchReport:
                     "threads": str(r.threads),
                     "init ms": _ms(r.init_ms),
                     "first ms": _ms(r.first_ms),
+                    "min ms": _ms(s.min),
                     "avg ms": _ms(s.avg),
                     "p50 ms": _ms(s.p50) + (" !" if r.noisy else ""),
                     "p90 ms": _ms(s.p90),
@@ -718,7 +719,7 @@ class BenchReport:
 
         env = describe_environment(self.environment)
         legend = (
-            "size: model file; init: open the model; first: first inference; avg/p50/p90/p99/std "
+            "size: model file; init: open the model; first: first inference; min/avg/p50/p90/p99/std "
             "over the timed runs after warm-up; RSS MB: resident growth from before init to the "
             "end (peak of the process); x row 1: p50 over row 1's p50, measured in the same run; "
             "! marks a noisy row (max/median > 3)"
