@@ -128,11 +128,13 @@ def build_model(cfg: TrainConfig, num_classes: int, labels):
     from ..models.deeplab import deeplab, starter_model
 
     init = cfg.init
-    if init == "starter":
+    if init == "starter" and not cfg.model_options:
         return starter_model(
             num_classes=num_classes, pretrained=True, decoder=cfg.decoder,
             output_stride=cfg.output_stride, labels=labels,
         )  # fmt: skip
+    if init == "starter":  # e.g. a lighter decoder: build it, then import what fits
+        return _starter_variant(cfg, num_classes, labels)
     if init == "scratch":
         kw: dict[str, Any] = dict(
             version=cfg.version, backbone=cfg.backbone, num_classes=num_classes,
@@ -151,6 +153,32 @@ def build_model(cfg: TrainConfig, num_classes: int, labels):
     if model.num_classes != num_classes or model.config.get("labels") != labels:
         model.reset_classifier(num_classes, labels=labels)
     return model.set_output_stride(cfg.output_stride)
+
+
+def _starter_variant(cfg: TrainConfig, num_classes: int, labels):
+    """The starter architecture with ``cfg.model_options`` (e.g. ``decoder_separable``,
+    ``decoder_channels``), its encoder initialized from the imported VOC weights."""
+    from ..models.deeplab import deeplab, starter_config, starter_model
+
+    try:
+        model = deeplab(
+            **starter_config(
+                version="v3+" if cfg.decoder else "v3", num_classes=num_classes,
+                output_stride=cfg.output_stride, labels=labels, **cfg.model_options,
+            )
+        )  # fmt: skip
+    except TypeError as exc:
+        raise OptionError(f"model_options: {exc}") from None
+    source = starter_model(pretrained=True).state_dict()
+    own = model.state_dict()
+    moved = {
+        k: v for k, v in source.items()
+        if not k.startswith("classifier.") and k in own and own[k].shape == v.shape
+    }  # fmt: skip
+    own.update(moved)
+    model.load_state_dict(own)
+    model.pretrained_from = f"starter ({len(moved)} tensors)"
+    return model
 
 
 def _label_arg(dataset):
