@@ -87,7 +87,7 @@ class TorchBackend:
         torch = self._torch
         if pixels.ndim == 3:
             pixels = pixels[None]
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        x = torch.from_numpy(np.require(pixels, np.uint8, ["C", "W"])).to(self.device)
         x = x.permute(0, 3, 1, 2).float().sub_(127.5).div_(127.5)
         with torch.inference_mode():
             y = self.model(x)
