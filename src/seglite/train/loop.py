@@ -13,6 +13,7 @@ nccl on CUDA). Rank 0 alone writes logs, checkpoints and evaluates.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -503,7 +504,7 @@ def train(
                 x, y = next(batches)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 sync = micro == cfg.accum_steps - 1 or not distributed
-                ctx = ddp.no_sync() if not sync else _nullcontext()
+                ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
                 with ctx:
                     logits = ddp(x)
                     if (y != ignore).any():
@@ -601,14 +602,6 @@ def _metadata(cfg: TrainConfig, it: int, input_size, val_history) -> dict:
             "val": val_history[-1] if val_history else None,
         },
     }  # fmt: skip
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def threading_is_main() -> bool:
