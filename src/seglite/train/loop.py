@@ -584,18 +584,25 @@ def finish(model, cfg, out: Path, val_set, it: int, input_size, val_history, log
             }
             log.write({**rec, "per_class_iou": s["per_class_iou"]})
             val_history.append(rec)
+    # The runtime infers at the stride that scored best here (DeepLab's usual answer: 8).
+    best = max(
+        (8, cfg.output_stride), key=lambda o: (results.get(f"val_os{o}") or {}).get("miou") or -1
+    )
     final = out / "final.safetensors"
-    save_checkpoint(model, final, extra_metadata=_metadata(cfg, it, input_size, val_history))
+    meta = _metadata(cfg, it, input_size, val_history, eval_output_stride=best)
+    save_checkpoint(model, final, extra_metadata=meta)
     atomic_write_json(out / "results.json", results)
     log.plot()
     results["final"] = str(final)
     return results
 
 
-def _metadata(cfg: TrainConfig, it: int, input_size, val_history) -> dict:
+def _metadata(
+    cfg: TrainConfig, it: int, input_size, val_history, eval_output_stride: int = 8
+) -> dict:
     return {
         "seglite.input_size": list(input_size),
-        "seglite.eval_output_stride": 8,
+        "seglite.eval_output_stride": eval_output_stride,
         "seglite.train": {
             "iteration": it, "iterations": cfg.iterations, "dataset": Path(cfg.dataset).name,
             "train_split": cfg.train_split, "crop_size": cfg.crop_size,
