@@ -1,85 +1,333 @@
-"""seglite segment: images and folders in, overlays, masks and JSON summaries out."""
+"""seglite segment: images, folders, videos and live streams in; overlays, masks and summaries out.
+
+Images go through the one per-image function in ``seglite.batch``, run in this process
+(``--jobs 1``), in N worker processes (``--jobs N``) or on Ray (``--ray``). Re-running the
+same command skips images whose outputs are complete, so a killed run resumes where it
+stopped. Videos and streams go through ``seglite.video``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
+from ..batch import Outcome, Outputs, walk_images
 from ..cli import add_model_options, segmenter_kwargs
-from ..errors import OptionError, SegliteError
+from ..errors import OptionError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+DEFAULT_OUT = "seglite-out"
+_LISTED_FAILURES = 20
+
+EXAMPLES = """examples:
+  seglite segment photo.jpg                       overlay, mask and JSON in seglite-out/
+  seglite segment photos/ --out seg/ --jobs 2     a folder over 2 processes; re-run to resume
+  seglite segment clip.mp4 --out clip.seg.mp4     overlay video (same size and frame rate)
+  seglite segment --stream 0 --max-frames 300     webcam 0, live frames per second
+  seglite segment s3://bkt/imgs --out s3://bkt/seg --ray auto   on a running Ray cluster
+"""
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("segment", help="segment images or folders")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (walked)")
+    p = sub.add_parser(
+        "segment",
+        help="segment images, folders, videos or a live stream",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="image files, folders (walked), videos, or s3://... URIs",
+    )
     add_model_options(p)
     p.add_argument(
-        "--out", "-o", default="seglite-out", help="output folder (default: seglite-out)"
+        "--out",
+        "-o",
+        default=None,
+        help=f"output folder (default: {DEFAULT_OUT}), or FILE.mp4 for one video or a stream",
     )
     p.add_argument("--overlay", action="store_true", help="write <name>.overlay.png")
     p.add_argument("--mask", action="store_true", help="write <name>.mask.png (palette PNG)")
     p.add_argument("--json", action="store_true", help="write <name>.json summary")
     p.add_argument("--alpha", type=float, default=0.55, help="overlay opacity (0..1)")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    g = p.add_argument_group("many images")
+    g.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        help="worker processes (default 1), each with its own model (1 thread unless --threads); "
+        "with --ray: actors (default: one per CPU of the cluster)",
+    )
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray Data: no ADDRESS starts a local Ray; 'auto', HOST:6379 or "
+        "ray://HOST:10001 join a cluster. Default outputs: masks + OUT/summary.jsonl",
+    )
+    g.add_argument("--files-from", metavar="FILE", help="read paths or URIs, one a line")
+    g.add_argument(
+        "--overwrite", action="store_true", help="redo images whose outputs already exist"
+    )
+    g = p.add_argument_group("video")
+    g.add_argument("--stream", metavar="SOURCE", help="live source: camera number, URL, device")
+    g.add_argument("--masks-dir", metavar="DIR", help="also write one mask PNG per frame")
+    g.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     return p
 
 
-def walk_images(paths: Sequence[str]) -> list[tuple[Path, Path]]:
-    """(file, name relative to the folder it was found in) for every image under ``paths``."""
-    found: list[tuple[Path, Path]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for f in sorted(p for p in path.rglob("*") if p.is_file()):
-                if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-                    found.append((f, f.relative_to(path)))
-        else:
-            found.append((path, Path(path.name)))
-    return found
-
-
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from .. import viz
-    from ..segmenter import Segmenter
-
     if not 0.0 <= args.alpha <= 1.0:
         raise OptionError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    if not (args.overlay or args.mask or args.json):
-        args.overlay = args.mask = args.json = True
-    items = walk_images(args.paths)
+    for flag, value in (("--jobs", args.jobs), ("--max-frames", args.max_frames)):
+        if value is not None and value < 1:
+            raise OptionError(f"{flag} must be a positive integer, got {value}")
+    if args.stream is not None:
+        if args.paths or args.files_from:
+            raise OptionError("--stream reads only its SOURCE: give no PATH with it")
+        return _stream(args)
+    listed = _read_list(args.files_from) if args.files_from else []
+    if not args.paths and not listed:
+        raise OptionError("nothing to segment: give image files, folders or videos (or --stream)")
+    from ..batch import is_uri
+    from ..video import is_video
+
+    videos = [s for s in args.paths if not is_uri(s) and is_video(s) and not Path(s).is_dir()]
+    images = [s for s in args.paths if s not in videos]
+    if videos and (args.jobs or args.ray):
+        raise OptionError("--jobs and --ray are for images; a video runs on one model (--threads)")
+    failed = 0
+    if videos:
+        failed += _videos(args, videos, alone=not (images or listed))
+    if images or listed:
+        failed += _images(args, images, listed)
+    return 1 if failed else 0
+
+
+def _read_list(path: str) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OptionError(f"--files-from {path}: cannot read it ({exc.strerror})") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> int:
+    from ..batch import (
+        SegmenterSpec,
+        is_uri,
+        items_from_list,
+        make_sink,
+        plan,
+        walk_uris,
+    )
+    from ..segmenter import Segmenter
+    from ..video import is_video
+
+    out = args.out or DEFAULT_OUT
+    if is_video(out):
+        raise OptionError(f"--out {out} is a video name: give a folder for images")
+    if args.ray:
+        wanted = args.overlay or args.mask or args.json
+        outputs = Outputs(args.overlay, args.mask or not wanted, args.json, args.alpha)
+    else:
+        every = not (args.overlay or args.mask or args.json)
+        outputs = Outputs(args.overlay or every, args.mask or every, args.json or every, args.alpha)
+
+    local = [s for s in paths if not is_uri(s)]
+    items = walk_images(local, exclude=None if is_uri(out) else out)
+    items += walk_uris([s for s in paths if is_uri(s)]) + items_from_list(listed)
     if not items:
         raise OptionError("no images found under the given paths")
-    seg = Segmenter(args.model, **segmenter_kwargs(args))
-    out = Path(args.out)
-    ok, failed = 0, []
-    many = len(items) > 1
-    bar = tqdm(items, unit="img", disable=not many or args.quiet or not sys.stderr.isatty())
-    for path, rel in bar:
-        stem = out / rel.with_suffix("")
+
+    kwargs = segmenter_kwargs(args)
+    parallel = bool(args.ray) or (args.jobs or 1) > 1
+    if parallel and args.threads is None:
+        kwargs["num_threads"] = 1  # processes, not threads, share the cores
+    with Segmenter(args.model, **kwargs) as probe:  # bad model or options: one line, now
+        # A cluster's nodes find zoo models themselves; a model file of the user's travels.
+        remote = args.ray not in (None, "local")
+        spec = (
+            SegmenterSpec.shipped(probe, kwargs)
+            if remote and probe.entry is None
+            else SegmenterSpec(args.model, kwargs, labels=probe.labels)
+        )
+
+    sink = make_sink(out)
+    todo, known = plan(items, outputs, sink, overwrite=args.overwrite)
+    report = _Report(args, total=len(items))
+    try:
+        _run_images(args, spec, todo, known, outputs, out, sink, report)
+    except KeyboardInterrupt:
+        report.finish(sink.describe(), interrupted=True)
+        raise
+    except BaseException:
+        report.bar.close()
+        raise
+    report.finish(sink.describe())
+    return report.counts["failed"]
+
+
+def _run_images(args, spec, todo, known, outputs, out, sink, report) -> None:
+    """The same work three ways: here, in worker processes, or on Ray."""
+    from ..batch import run_pool, run_serial
+
+    if args.ray:
+        from ..raydata import connect, run_ray
+
+        started = connect(None if args.ray == "local" else args.ray)
         try:
-            result = seg.segment(path)
-            if args.overlay:
-                img = viz.overlay(path, result, alpha=args.alpha)
-                viz.write_atomic(f"{stem}.overlay.png", viz.png_bytes(img))
-            if args.mask:
-                viz.write_atomic(f"{stem}.mask.png", viz.png_bytes(viz.mask_image(result)))
-            if args.json:
-                viz.write_atomic(f"{stem}.json", viz.summary_json(result))
-        except SegliteError as exc:
-            failed.append((path, str(exc)))
-            tqdm.write(f"seglite: {exc}", file=sys.stderr)
-            continue
-        ok += 1
-        if not args.quiet:
-            top = ", ".join(f"{k} {v * 100:.0f}%" for k, v in list(result.fractions.items())[:3])
-            tqdm.write(
-                f"{path}  {result.size[0]}x{result.size[1]}  {top}  {result.timings.total:.0f} ms"
+            run_ray(spec, todo, outputs, out, report, jobs=args.jobs, known=known)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+        return
+    for outcome in known:
+        report(outcome)
+    if (args.jobs or 1) > 1 and len(todo) > 1:
+        run_pool(spec, todo, outputs, out, report, jobs=args.jobs)
+    else:
+        run_serial(spec, todo, outputs, sink, report)
+
+
+class _Report:
+    """Progress bar, one line per image (unless --quiet), failures, and the closing summary."""
+
+    def __init__(self, args: argparse.Namespace, *, total: int):
+        from tqdm import tqdm
+
+        self.quiet = args.quiet
+        self.counts = {"done": 0, "failed": 0, "skipped": 0}
+        self.failures: list[str] = []
+        live = total > 1 and not args.quiet and sys.stderr.isatty()
+        self.bar = tqdm(total=total, unit="img", disable=not live, smoothing=0.1)
+        self.write = tqdm.write
+
+    def __call__(self, o: Outcome) -> None:
+        self.counts[o.status] += 1
+        self.bar.update(1)
+        if o.status == "failed":
+            self.failures.append(o.error)
+            self.write(f"seglite: {o.error}", file=sys.stderr)
+        elif o.status == "done" and not self.quiet and o.summary:
+            s = o.summary
+            top = ", ".join(f"{c['label']} {c['fraction'] * 100:.0f}%" for c in s["classes"][:3])
+            ms = s["timings_ms"]["total"]
+            self.write(f"{o.src}  {s['width']}x{s['height']}  {top}  {ms:.0f} ms")
+
+    def finish(self, where: str, *, interrupted: bool = False) -> None:
+        """Done, failed (with reasons) and skipped counts, after the progress bar."""
+        self.bar.close()
+        c = self.counts
+        line = f"{c['done']} segmented, {c['failed']} failed, {c['skipped']} skipped -> {where}"
+        if interrupted:
+            line += " (interrupted: run the same command again to go on)"
+        elif c["skipped"]:
+            line += " (skipped: outputs already there; --overwrite redoes them)"
+        print(line, file=sys.stderr)
+        if self.failures:
+            print("failed:", file=sys.stderr)
+            for msg in self.failures[:_LISTED_FAILURES]:
+                print(f"  {msg}", file=sys.stderr)
+            if len(self.failures) > _LISTED_FAILURES:
+                print(f"  ... and {len(self.failures) - _LISTED_FAILURES} more", file=sys.stderr)
+
+
+# -- video -------------------------------------------------------------------------------------
+
+
+def _video_segmenter(args: argparse.Namespace):
+    from ..segmenter import Segmenter
+    from ..video import _av
+
+    _av()  # the extra's message before the model loads
+    return Segmenter(args.model, **segmenter_kwargs(args))
+
+
+def _videos(args: argparse.Namespace, videos: list[str], *, alone: bool) -> int:
+    from ..video import VideoError, is_video, segment_video
+
+    out = Path(args.out or DEFAULT_OUT)
+    single_file = is_video(out)
+    if single_file and (len(videos) > 1 or not alone):
+        raise OptionError(f"--out {out} names one video: give a folder for several inputs")
+    failed = 0
+    progress = not args.quiet and sys.stderr.isatty()
+    with _video_segmenter(args) as seg:
+        for src in videos:
+            stem = Path(src).stem
+            dest = out if single_file else out / f"{stem}.overlay.mp4"
+            masks = args.masks_dir
+            if masks and len(videos) > 1:
+                masks = str(Path(masks) / stem)
+            if _fresh(dest, src) and not args.overwrite:
+                print(f"{src}: {dest} is already there (--overwrite redoes it)", file=sys.stderr)
+                continue
+            try:
+                stats = segment_video(
+                    seg,
+                    src,
+                    dest,
+                    alpha=args.alpha,
+                    masks_dir=masks,
+                    max_frames=args.max_frames,
+                    progress=progress,
+                )
+            except VideoError as exc:
+                if alone and len(videos) == 1:
+                    raise
+                print(f"seglite: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            print(
+                f"{src}: {stats.frames} frames {stats.width}x{stats.height} at "
+                f"{float(stats.rate or 0):.3g} fps, segmented at {stats.fps:.1f} fps -> {dest}",
+                file=sys.stderr,
             )
-    print(f"{ok} segmented, {len(failed)} failed -> {out}/", file=sys.stderr)
-    return 1 if failed else 0
+    return failed
+
+
+def _fresh(dest: Path, src: str) -> bool:
+    try:
+        return dest.stat().st_mtime >= Path(src).stat().st_mtime
+    except OSError:
+        return False
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from ..video import LiveReport, is_video, run_stream
+
+    out = args.out if args.out and is_video(args.out) else None
+    if args.out and out is None:
+        raise OptionError(f"--out {args.out}: a stream is written to a video file, e.g. live.mp4")
+    report = None if args.quiet else LiveReport()
+    with _video_segmenter(args) as seg:
+        stats = run_stream(
+            seg,
+            args.stream,
+            out=out,
+            masks_dir=args.masks_dir,
+            alpha=args.alpha,
+            max_frames=args.max_frames,
+            report=report,
+        )
+    if report:
+        report.done()
+    end = " (interrupted)" if stats.interrupted else ""
+    print(
+        f"{stats.frames} frames in {stats.seconds:.1f} s: {stats.fps:.1f} fps, "
+        f"{stats.dropped} dropped{end}" + (f" -> {out}" if out else ""),
+        file=sys.stderr,
+    )
+    return 0
