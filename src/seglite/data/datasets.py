@@ -89,7 +89,9 @@ class SegmentationDataset:
 
     def _check_values(self, mask: np.ndarray, path: Path) -> None:
         values = np.unique(mask)
-        bad = values[(values >= self.num_classes) & (values != (self.ignore_index or -1))]
+        bad = values[values >= self.num_classes]
+        if self.ignore_index is not None:
+            bad = bad[bad != self.ignore_index]
         if bad.size:
             ignore = f", ignore {self.ignore_index}" if self.ignore_index is not None else ""
             raise DatasetError(
