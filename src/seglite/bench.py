@@ -340,7 +340,7 @@ def check_backend_available(backend: str) -> None:
     module = RUNTIME_MODULES[backend]
     if importlib.util.find_spec(module.split(".")[0]) is None:
         extra = EXTRAS[backend]
-        how = f"pip install 'seglite[{extra}]'" if extra else f"pip install {module.split('.')[0]}"
+        how = f"pip install 'seglite[{extra}]'" if extra else "pip install ai-edge-litert"
         raise MissingExtraError(f"the {backend} backend needs {module.split('.')[0]}: {how}")
 
 
@@ -776,6 +776,9 @@ def run_bench(
     """Measure every configuration: init, first run and warm-up one after another, then the
     timed runs of all configurations interleaved until each has at least ``runs`` runs and
     ``min_secs`` of timed work (or ``max_secs`` passed).
+
+    ``isolate=True`` starts one worker per configuration with multiprocessing's "spawn", so
+    a script that calls this must do so under ``if __name__ == "__main__":``.
     """
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise OptionError(f"runs must be a positive integer, got {runs!r}")
