@@ -8,8 +8,8 @@ Rows (each peer in its own subprocess, optionally from its own Python/venv):
 - MediaPipe ``ImageSegmenter`` (category mask), from the JPEG file and from a decoded image;
 - TFLite Task Library ``ImageSegmenter`` (tflite-support 0.4.4, which pins protobuf<4, so
   it usually lives in its own venv: ``--python-tasklib /path/to/venv/bin/python``);
-- ONNX Runtime ``session.run`` on the ONNX twin of the model (exported from seglite's
-  PyTorch import of the TFLite weights; outputs agree with LiteRT to ~1e-5).
+- ONNX Runtime ``session.run`` on the ONNX twin of the model (made by ``seglite export``
+  from the PyTorch import of the TFLite weights; scores agree with LiteRT to ~3e-5).
 
 Every subprocess also times the bare invoke, interleaved with its own rows in short blocks,
 so each ratio compares two things measured in the same process at the same moments; a
@@ -175,10 +175,12 @@ def _peer_onnx(a) -> dict:
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as seglite's backend
     sess = ort.InferenceSession(a.onnx, sess_options=opts, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
-    _, c, h, w = inp.shape
+    nhwc = inp.shape[-1] == 3  # seglite export writes NHWC; other exporters NCHW
+    h, w = inp.shape[1:3] if nhwc else inp.shape[2:4]
     with Image.open(a.image) as img:
         px = np.asarray(img.convert("RGB").resize((w, h), Image.Resampling.BILINEAR))
-    x = np.ascontiguousarray(((px.astype(np.float32) - 127.5) / 127.5).transpose(2, 0, 1)[None])
+    x = (px.astype(np.float32) - 127.5) / 127.5
+    x = np.ascontiguousarray((x if nhwc else x.transpose(2, 0, 1))[None])
     shape = sess.run(None, {inp.name: x})[0].shape
     rows = {
         "ONNX Runtime session.run(), prepared input": (
@@ -259,43 +261,14 @@ def worker(a) -> None:
 
 
 def onnx_twin(tflite: Path, out: Path) -> Path:
-    """Export seglite's PyTorch import of the TFLite starter to ONNX (NCHW, normalized input)."""
+    """The ONNX twin of ``tflite``, made by ``seglite export`` (PyTorch import of the TFLite
+    weights, torch.onnx, parity-checked against the PyTorch model) and cached at ``out``."""
     if out.is_file() and out.stat().st_mtime >= tflite.stat().st_mtime:
         return out
-    import warnings
+    from seglite.export.core import export_model
 
-    import onnx
-    import torch
-
-    from seglite.labels import get_label_set
-    from seglite.models.tflite_import import import_tflite
-
-    model, info = import_tflite(tflite)
-    model.eval()
-    h, w = info["input_size"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, h, w),),
-            str(tmp),
-            input_names=["pixels"],
-            output_names=["scores"],
-            opset_version=17,
-            dynamo=False,
-        )
-    m = onnx.load(str(tmp))
-    props = {
-        "seglite.mean": "127.5",
-        "seglite.std": "127.5",
-        "seglite.labels": json.dumps(list(get_label_set("voc21").names)),
-        "seglite.source": f"{tflite.name} sha256 {info['sha256']}",
-    }
-    onnx.helper.set_model_props(m, props)
-    onnx.save(m, str(tmp))
-    os.replace(tmp, out)
+    export_model(tflite, format="onnx", out=out)
     return out
 
 
@@ -404,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                 onnx_path = onnx_twin(model, cache / "seglite" / "bench" / f"{model.stem}.onnx")
         except ImportError as exc:
             why = (
-                f"cannot build the ONNX twin ({exc.name or exc} missing): it needs seglite's "
-                "PyTorch import (seglite.models.tflite_import) with torch and onnx installed"
+                f"cannot build the ONNX twin ({exc.name or exc} missing): it needs "
+                "seglite.export with torch, onnx and onnxscript installed (or pass --onnx FILE)"
             )
         except Exception as exc:  # an exporter failure should not sink the other rows
             why = f"ONNX export of the twin failed: {str(exc).splitlines()[0][:200]}"
