@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--parity-images", type=int, default=40, help="images for agreement")
     ap.add_argument("--bench-secs", type=float, default=4.0, help="timed seconds per model")
+    ap.add_argument("--output-stride", type=int, default=None, help="default: checkpoint's eval")
     ap.add_argument("--no-onnx", action="store_true")
+    ap.add_argument("--no-uint8", action="store_true", help="skip the uint8-input int8 variant")
     ap.add_argument("--out-dir", default=None, help="keep the exported files here")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from seglite.export.parity import check_parity
 
     t_start = time.perf_counter()
-    src = load_source(args.checkpoint)
+    src = load_source(args.checkpoint, output_stride=args.output_stride)
     n_classes = len(src.labels)
     root = Path(args.data) if args.data else _default_dataset(n_classes)
     dataset = open_dataset(root, split=args.split)
@@ -133,28 +135,36 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     float_model = None
-    for precision in ("fp32", "fp16", "int8"):
-        print(f"exporting {precision}", file=sys.stderr)
+    variants = [("fp32", "fp32", False), ("fp16", "fp16", False), ("int8", "int8", False)]
+    if not args.no_uint8:
+        variants.append(("int8 uint8-in", "int8", True))
+    for label, precision, uint8_input in variants:
+        print(f"exporting {label}", file=sys.stderr)
         r = export_model(
             src,
             precision=precision,
-            out=out_dir / f"{src.name}.{precision}.tflite",
+            out=out_dir / f"{src.name}.{label.replace(' ', '.')}.tflite",
             input_size=size,
             calibration=calib_dir if precision == "int8" else None,
             num_calibration=args.num_calibration,
             float_model=float_model,
+            uint8_input=uint8_input,
             parity=False,
             log=log,
         )
         if precision == "fp32":
             float_model = r.path.read_bytes()
-        rows.append({"format": "tflite", "precision": precision, "path": r.path, "result": r})
+        rows.append(
+            {"format": "tflite", "precision": label, "kind": precision, "path": r.path, "result": r}
+        )
     if not args.no_onnx:
         print("exporting onnx", file=sys.stderr)
         r = export_model(
             src, format="onnx", out=out_dir / f"{src.name}.onnx", input_size=size, parity=False
         )
-        rows.append({"format": "onnx", "precision": "fp32", "path": r.path, "result": r})
+        rows.append(
+            {"format": "onnx", "precision": "fp32", "kind": "fp32", "path": r.path, "result": r}
+        )
     input_size = rows[0]["result"].input_size
 
     pick = np.linspace(0, len(indices) - 1, min(args.parity_images, len(indices)))
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluating {name} on {len(indices)} images", file=sys.stderr)
         row["miou"], row["pixel_acc"] = _miou(row["path"], dataset, indices, args.threads)
         rep = check_parity(
-            src.model, row["path"], pixels, precision=row["precision"], num_threads=args.threads
+            src.model, row["path"], pixels, precision=row["kind"], num_threads=args.threads
         )
         row["agreement"], row["max_abs_diff"] = rep.agreement, rep.max_abs_diff
 
@@ -209,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         <= TARGETS["fp16_miou_drop"],
         "int8 within 1.5 mIoU": -by[("tflite", "int8")]["miou_delta"] <= TARGETS["int8_miou_drop"],
     }
+    if ("tflite", "int8 uint8-in") in by:
+        checks["int8 uint8-in within 1.5 mIoU"] = (
+            -by[("tflite", "int8 uint8-in")]["miou_delta"] <= TARGETS["int8_miou_drop"]
+        )
     if ("onnx", "fp32") in by:
         checks["onnx agreement >= 99.5%"] = (
             by[("onnx", "fp32")]["agreement_vs_pytorch"] >= TARGETS["fp32_agreement"]

@@ -68,17 +68,19 @@ def quantized(fp32, tmp_path_factory) -> dict:
     src = load_source("starter")
     folder = tmp_path_factory.mktemp("quant")
     float_model = fp32[0].read_bytes()
+    variants = {"fp16": ("fp16", False), "int8": ("int8", False), "int8-uint8in": ("int8", True)}
     return {
-        p: export_model(
+        key: export_model(
             src,
             precision=p,
-            out=folder / f"starter.{p}.tflite",
+            out=folder / f"starter.{key}.tflite",
             calibration=VOC_IMAGES if p == "int8" else None,
             num_calibration=16,
             parity_images=EXAMPLES,
             float_model=float_model,
+            uint8_input=uint8_input,
         )
-        for p in ("fp16", "int8")
+        for key, (p, uint8_input) in variants.items()
     }
 
 
@@ -237,13 +239,28 @@ def test_int8_keeps_float_io_and_loads_in_mediapipe(quantized):
     assert (cat == _golden()).mean() >= 0.97
 
 
-def test_int8_segments_golden_through_seglite(quantized):
+@pytest.mark.parametrize("variant", ["int8", "int8-uint8in"])
+def test_int8_segments_golden_through_seglite(quantized, variant):
     from seglite import Segmenter
 
-    seg = Segmenter(quantized["int8"].path, num_threads=2)
+    seg = Segmenter(quantized[variant].path, num_threads=2)
     mask = seg.segment(GOLDEN_IMAGE).category_mask
     assert seg.labels[15] == "person"
     assert (mask == _golden()).mean() >= 0.97
+
+
+def test_int8_with_uint8_input_takes_raw_pixels(quantized):
+    from ai_edge_litert.interpreter import Interpreter
+
+    r = quantized["int8-uint8in"]
+    inp = Interpreter(model_path=str(r.path)).get_input_details()[0]
+    assert inp["dtype"] == np.uint8
+    scale, zero = inp["quantization"]
+    assert zero == 128 and abs(scale - 1 / 127.5) < 1e-7
+    assert r.parity.agreement >= 97.0
+    assert abs(r.size_bytes - quantized["int8"].size_bytes) < 1024  # only the input differs
+    cat, _, _ = _mediapipe_segment(r.path, confidence=False)  # MediaPipe takes uint8
+    assert (cat == _golden()).mean() >= 0.97
 
 
 # ------------------------------------------------------------------------- ONNX
@@ -327,6 +344,8 @@ def test_argmax_exports_give_class_ids_equal_to_pytorch(tmp_path):
         (["starter", "--precision", "int8", "--calibration", "NOWHERE"], "no such image folder"),
         (["starter", "--input-size", "8", "8"], "between 16 and 4096"),
         (["weights.pt"], "must be a .safetensors checkpoint"),
+        (["starter", "--uint8-input"], "--uint8-input applies to TFLite int8 exports only"),
+        (["starter", "--output-stride", "4"], "output stride must be 8, 16 or 32"),
     ],
 )
 def test_bad_input_is_one_line_error(args, message, tmp_path, monkeypatch):

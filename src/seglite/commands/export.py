@@ -73,6 +73,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="output class ids (uint8 [1, H, W]) instead of logits: the smallest on-device post-processing",
     )
     p.add_argument(
+        "--uint8-input",
+        action="store_true",
+        help="int8 only: take raw uint8 pixels (Coral/NPU style) instead of normalized floats",
+    )
+    p.add_argument(
         "--parity-images",
         metavar="DIR",
         default=None,
@@ -102,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         parity=not args.no_parity,
         parity_images=args.parity_images,
         output_stride=args.output_stride,
+        uint8_input=args.uint8_input,
         log=log,
     )
     for note in result.notes:

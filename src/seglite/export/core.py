@@ -327,6 +327,7 @@ def export_model(
     parity_images: str | os.PathLike | None = None,
     float_model: bytes | None = None,
     output_stride: int | None = None,
+    uint8_input: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export ``checkpoint`` to ``out`` and check it against the PyTorch model.
@@ -334,6 +335,7 @@ def export_model(
     ``float_model``: a float32 .tflite of the same model and size from an earlier export
     (with or without metadata), to quantize without converting again.
     ``output_stride``: see :func:`load_source`.
+    ``uint8_input``: int8 only; the model takes raw uint8 pixels instead of floats.
     ``log``: a callable taking one line of progress (the CLI passes ``print``).
     """
     say = log or (lambda _msg: None)
@@ -345,6 +347,8 @@ def export_model(
         raise OptionError(
             f"the number of calibration images must be positive, got {num_calibration}"
         )
+    if uint8_input and (fmt != "tflite" or precision != "int8"):
+        raise OptionError("--uint8-input applies to TFLite int8 exports only (--precision int8)")
     calib_files: list[Path] = []
     notes: list[str] = []
     if precision == "int8":
@@ -398,8 +402,11 @@ def export_model(
             precision=precision,
             calibration=calib,
             argmax=argmax,
-            metadata=tflite.segmentation_metadata(source, precision=precision, argmax=argmax),
+            metadata=tflite.segmentation_metadata(
+                source, precision=precision, argmax=argmax, uint8_input=uint8_input
+            ),
             float_model=float_model,
+            uint8_input=uint8_input,
             log=say,
         )
     else:

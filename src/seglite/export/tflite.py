@@ -233,9 +233,36 @@ def _short_name(name: str) -> str:
     return ".".join(attrs)[:80] or first[:80]
 
 
-def repack(model_bytes: bytes, *, output_name: str = "logits") -> bytes:
+# Raw pixels q in 0..255 mean (q - 127.5) / 127.5; an integer zero point cannot say 127.5,
+# so 128 it is: every pixel reads half a level darker, far below int8's own rounding.
+UINT8_INPUT_SCALE = 1 / 127.5
+UINT8_INPUT_ZERO_POINT = 128
+
+
+def _make_uint8_input(model) -> None:
+    """Float input -> QUANTIZE(int8) becomes uint8 input -> QUANTIZE (a requantization)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    sg = model.subgraphs[0]
+    index = sg.inputs[0]
+    users = [op for op in sg.operators if index in list(op.inputs)]
+    codes = [model.operatorCodes[op.opcodeIndex] for op in users]
+    quantize_code = schema.BuiltinOperator.QUANTIZE
+    if len(users) != 1 or max(codes[0].builtinCode, codes[0].deprecatedBuiltinCode) != (
+        quantize_code
+    ):
+        raise ExportError("uint8 input needs an int8 model whose input feeds one QUANTIZE op")
+    tensor = sg.tensors[index]
+    tensor.type = schema.TensorType.UINT8
+    q = schema.QuantizationParametersT()
+    q.scale, q.zeroPoint = [UINT8_INPUT_SCALE], [UINT8_INPUT_ZERO_POINT]
+    tensor.quantization = q
+
+
+def repack(model_bytes: bytes, *, output_name: str = "logits", uint8_input: bool = False) -> bytes:
     """Buffers inside the flatbuffer (16-byte aligned), short unique tensor names, the
-    signature's input called ``image`` and output ``logits`` / ``classes``.
+    signature's input called ``image`` and output ``logits`` / ``classes``; optionally
+    a uint8 input for an int8 model (raw pixels, as Coral and NPU toolchains want).
 
     Drops anything after the flatbuffer (an old metadata zip); metadata entries stay.
     """
@@ -243,6 +270,8 @@ def repack(model_bytes: bytes, *, output_name: str = "logits") -> bytes:
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
+    if uint8_input:
+        _make_uint8_input(model)
     for sg in model.subgraphs:
         seen: dict[str, int] = {}
         io = {sg.inputs[0]: INPUT_NAME, sg.outputs[0]: output_name} if sg.inputs else {}
@@ -295,18 +324,27 @@ def _aligned_buffer_class():
 
 
 def segmentation_metadata(
-    source: ExportSource, *, precision: str = "fp32", argmax: bool = False
+    source: ExportSource,
+    *,
+    precision: str = "fp32",
+    argmax: bool = False,
+    uint8_input: bool = False,
 ) -> SegmentationMetadata:
-    """What MediaPipe, the Task Library and seglite read: labels, normalization, softmax."""
+    """What MediaPipe, the Task Library and seglite read: labels, normalization, softmax.
+
+    A uint8 input keeps the normalization options (the official quantized models do too):
+    runtimes ignore them for integer inputs, and they still document the model."""
     from .. import __version__
 
-    what = {"fp32": "float32", "fp16": "float16 weights", "int8": "int8 (float input/output)"}
+    io = "uint8 input, float output" if uint8_input else "float input/output"
+    what = {"fp32": "float32", "fp16": "float16 weights", "int8": f"int8 ({io})"}
     out = "class ids (ArgMax)" if argmax else "logits"
     return SegmentationMetadata(
         name=f"{source.name} ({precision})",
         description=(
-            f"{source.description}; {what[precision]}; input RGB float normalized as "
-            f"(pixel - 127.5) / 127.5, NHWC; output {out} NHWC at the input size. "
+            f"{source.description}; {what[precision]}; input RGB "
+            f"{'uint8 pixels' if uint8_input else 'float normalized as (pixel - 127.5) / 127.5'}"
+            f", NHWC; output {out} NHWC at the input size. "
             f"Exported by seglite {__version__} from {source.origin}."
         ),
         version=__version__,
@@ -354,10 +392,11 @@ def export_tflite(
     argmax: bool = False,
     metadata: SegmentationMetadata | None = None,
     float_model: bytes | None = None,
+    uint8_input: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> bytes:
     """The finished .tflite bytes: converted (or ``float_model`` reused), quantized,
-    repacked, with metadata."""
+    repacked, with metadata. ``uint8_input`` (int8 only): raw pixels in, not floats."""
     say = log or (lambda _msg: None)
     if precision == "int8" and (calibration is None or len(calibration) == 0):
         raise OptionError("int8 needs calibration images (--calibration DIR)")
@@ -371,7 +410,9 @@ def export_tflite(
     if precision != "fp32":
         say(f"quantizing to {precision} with ai-edge-quantizer")
     data = quantize(float_model, precision, calibration=calibration)
-    data = repack(data, output_name="classes" if argmax else "logits")
+    if uint8_input and precision != "int8":
+        raise OptionError("--uint8-input applies to int8 models only")
+    data = repack(data, output_name="classes" if argmax else "logits", uint8_input=uint8_input)
     if metadata is not None:
         data = write_metadata(data, metadata)
     return data
