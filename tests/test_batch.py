@@ -262,3 +262,42 @@ def test_cli_jobs_zero_and_bad_files_in_a_pool(tmp_path):
     assert "3 segmented, 1 failed, 0 skipped" in err
     assert f"  {tmp_path / 'in' / 'bad.png'}: not an image file" in err  # listed with its reason
     assert len(list((tmp_path / "o").glob("*.mask.png"))) == 3
+
+
+class _LocalAsRemote:
+    """pyarrow.fs, with mem:///abs/path URIs served by the local file system."""
+
+    def __init__(self):
+        import pyarrow.fs as fs
+
+        self.FileSelector, self.FileType = fs.FileSelector, fs.FileType
+
+    class FileSystem:
+        @staticmethod
+        def from_uri(uri: str):
+            import pyarrow.fs as fs
+
+            if uri.startswith("mem://"):
+                return fs.LocalFileSystem(), uri[len("mem://") :]
+            return fs.FileSystem.from_uri(uri)
+
+
+def test_uris_in_and_out_go_through_pyarrow(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow.fs")
+    import seglite.batch as batch
+
+    monkeypatch.setattr(batch, "_arrow_fs", _LocalAsRemote)
+    camvid_folder(tmp_path / "bucket" / "imgs" / "a", 2)
+    camvid_folder(tmp_path / "bucket" / "imgs" / "b", 1)
+    items = batch.walk_uris([f"mem://{tmp_path}/bucket/imgs/"])
+    assert [i.name.split("/")[0] for i in items] == ["a", "a", "b"]
+    assert all(i.src.startswith(f"mem://{tmp_path}/bucket/imgs/") for i in items)
+    sink = make_sink(f"mem://{tmp_path}/bucket/seg")
+    outputs = Outputs(overlay=True, mask=True, json=False)
+    outcomes = []
+    run_serial(SegmenterSpec(None, {"num_threads": 2}), items, outputs, sink, outcomes.append)
+    assert [o.status for o in outcomes] == ["done"] * 3
+    todo, known = plan(items, outputs, sink)
+    assert not todo and [o.status for o in known] == ["skipped"] * 3
+    mask = Image.open(tmp_path / "bucket" / "seg" / f"{items[2].name}.mask.png")
+    assert mask.size == (480, 360)

@@ -3,16 +3,17 @@
 ``seglite segment SRC... --out OUT --ray [ADDRESS]`` lists the images on the driver,
 skips those already done, and sends the rest through
 ``ray.data.from_items(...).map_batches(SegmentActor, compute=ActorPoolStrategy(size=N))``.
-Each actor builds one Segmenter (nodes find zoo models themselves: the starter model is
-in the package, others come from the model folder, the cache or a checked download; a
-model file of the user's is shipped from the driver through the object store) and runs
-the same per-image work as the local pool
+Each actor builds one Segmenter and runs the same per-image work as the local pool
 (:func:`seglite.batch.pipeline`): decode beside inference, masks (and overlays/JSON if
 asked) written straight to OUT. The driver streams the per-image rows back and writes
 ``OUT/summary.jsonl`` (one JSON object per image: status, error, size, classes, timings).
 
-Actors ask Ray for a fraction of a CPU (``(CPUs - 1) / N``): an actor pool that takes
-every CPU starves any other task of the job and the run never ends.
+Models: nodes find zoo models themselves (the starter model is in the package, others
+come from the model folder, the cache or a checked download); a model file of the user's
+travels from the driver with the actors' arguments.
+
+Actors ask Ray for a fraction of a CPU (``(CPUs - 1) / N``): an actor pool that holds
+every CPU starves any other task of the job (reads, writes) and the run never ends.
 
 Multi-node cluster (every node: same Python, ``pip install 'seglite[ray]'``)::
 

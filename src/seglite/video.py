@@ -116,6 +116,8 @@ class _Writer:
         self.path = path
         suffix = path.suffix.lower() or ".mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.stem}.*.part{suffix}"):  # left by a kill
+            stale.unlink(missing_ok=True)
         # The muxer is chosen from the name, so the temporary name keeps the suffix.
         self.tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.part{suffix}"
         self.container = av.open(str(self.tmp), "w", format=_FORMATS.get(suffix))

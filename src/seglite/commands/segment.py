@@ -59,6 +59,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "-j",
         type=int,
         default=None,
+        metavar="N",
         help="worker processes (default 1), each with its own model (1 thread unless --threads); "
         "with --ray: actors (default: one per CPU of the cluster)",
     )
@@ -73,12 +74,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     g.add_argument("--files-from", metavar="FILE", help="read paths or URIs, one a line")
     g.add_argument(
-        "--overwrite", action="store_true", help="redo images whose outputs already exist"
+        "--overwrite", action="store_true", help="redo inputs whose outputs already exist"
     )
     g = p.add_argument_group("video")
     g.add_argument("--stream", metavar="SOURCE", help="live source: camera number, URL, device")
     g.add_argument("--masks-dir", metavar="DIR", help="also write one mask PNG per frame")
-    g.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    g.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     return p
 
 
@@ -143,8 +144,8 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
         every = not (args.overlay or args.mask or args.json)
         outputs = Outputs(args.overlay or every, args.mask or every, args.json or every, args.alpha)
 
-    local = [s for s in paths if not is_uri(s)]
-    items = walk_images(local, exclude=None if is_uri(out) else out)
+    local = [s.removeprefix("file://") for s in paths if not is_uri(s)]
+    items = walk_images(local, exclude=None if is_uri(out) else out.removeprefix("file://"))
     items += walk_uris([s for s in paths if is_uri(s)]) + items_from_list(listed)
     if not items:
         raise OptionError("no images found under the given paths")
