@@ -9,9 +9,10 @@ runtimes do not accept); then seglite's metadata writer adds labels, normalizati
 MediaPipe's output activation.
 
 int8 is static post-training quantization calibrated on real images, with float input
-and output kept (the INPUT and OUTPUT ops are not quantized): MediaPipe refuses int8
-input tensors, and float I/O keeps the exact ``(x - 127.5) / 127.5`` normalization
-that a uint8 input could only approximate (its zero point would have to be 127.5).
+and output kept by default (the INPUT and OUTPUT ops are not quantized): MediaPipe refuses
+int8 input tensors, and float I/O keeps the exact ``(x - 127.5) / 127.5`` normalization.
+``uint8_input`` gives raw uint8 pixels instead (MediaPipe accepts those; Coral and NPU
+toolchains want them), at the cost of a zero point of 128 where 127.5 is exact.
 """
 
 from __future__ import annotations
