@@ -22,14 +22,22 @@ def _scales(text: str) -> tuple[float, ...]:
         ) from None
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def int_at_least(minimum: int):
+    """An argparse type for integers >= ``minimum``, with a one-line message otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return v
+
+    return parse
+
+
+positive_int = int_at_least(1)
 
 
 def add_model_options(p: argparse.ArgumentParser, *, accurate: bool = True) -> None:

@@ -5,17 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import positive_int
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+from ..cli import int_at_least, positive_int
 
 
 def _positive_float(text: str) -> float:
@@ -58,7 +48,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--queue",
-        type=_non_negative_int,
+        type=int_at_least(0),
         default=16,
         help="requests that may wait for a worker before the server answers 503 (default: 16)",
     )

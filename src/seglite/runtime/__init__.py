@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import OptionError
+from ..errors import ModelError, OptionError
 
 OutputKind = Literal["logits", "argmax"]
 BACKENDS = ("litert", "onnx", "torch")
@@ -86,6 +86,17 @@ def open_backend(
     from .torch import TorchBackend
 
     return TorchBackend(path, num_threads=threads)
+
+
+def read_model_file(path: Path) -> bytes:
+    """The model file's bytes, or a one-line ModelError (missing, unreadable, empty)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file ({exc.strerror})") from None
+    if not data:
+        raise ModelError(f"{path}: empty model file")
+    return data
 
 
 def normalize_into(out: np.ndarray, pixels: np.ndarray, mean, std) -> None:

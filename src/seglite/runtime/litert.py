@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from . import normalize_into
+from . import normalize_into, read_model_file
 
 DEFAULT_MEAN = (127.5,)
 DEFAULT_STD = (127.5,)
@@ -43,10 +43,7 @@ class LiteRTBackend:
 
         self.path = Path(path)
         self.num_threads = num_threads
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{self.path}: cannot read model file ({exc.strerror})") from None
+        data = read_model_file(self.path)
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{self.path}: not a TFLite model file (no TFL3 identifier)")
         try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, require
-from . import normalize_into
+from . import normalize_into, read_model_file
 
 DEFAULT_MEAN = (127.5,)
 DEFAULT_STD = (127.5,)
@@ -56,12 +56,7 @@ class OnnxBackend:
         ort = require("onnxruntime", "onnx")
         self.path = Path(path)
         self.num_threads = num_threads
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{self.path}: cannot read model file ({exc.strerror})") from None
-        if not data:
-            raise ModelError(f"{self.path}: empty model file")
+        data = read_model_file(self.path)
         if data[4:8] == b"TFL3":
             raise ModelError(f"{self.path}: this is a TFLite model; use --backend litert")
         opts = ort.SessionOptions()
