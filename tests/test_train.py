@@ -166,6 +166,24 @@ def test_from_checkpoint_freeze_bn_and_accumulation(camvid, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in conv)
 
 
+def test_freeze_encoder_bn_only(camvid, tmp_path):
+    from seglite.train.loop import _set_train_mode, build_model, frozen_bn_modules
+
+    cfg = tiny(
+        camvid,
+        version="v3+",
+        model_options={"aspp_channels": 16, "atrous_rates": [], "decoder_channels": 16},
+    )
+    model = build_model(cfg.replace(freeze_bn="encoder"), 11, "camvid11")
+    frozen = frozen_bn_modules(model, "encoder")
+    decoder_bn = [m for m in model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert frozen and decoder_bn and not set(frozen) & set(decoder_bn)
+    _set_train_mode(model, "encoder")
+    assert not any(m.training for m in frozen) and all(m.training for m in decoder_bn)
+    with pytest.raises(OptionError, match="freeze_bn"):
+        cfg.replace(freeze_bn="decoder")
+
+
 def test_class_weights(camvid, tmp_path):
     from seglite.data import open_dataset
 

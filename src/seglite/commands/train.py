@@ -22,7 +22,9 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers like 321,321, got {text!r}") from None
 
 
-def _bool(text: str) -> bool:
+def _bool(text: str) -> bool | str:
+    if text.lower() == "encoder":
+        return "encoder"
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off"):
@@ -45,7 +47,11 @@ _OVERRIDES = {
     "--crop-size": ("crop_size", _ints, "crop HEIGHT,WIDTH"),
     "--scale-range": ("scale_range", _floats, "random scale LOW,HIGH"),
     "--output-stride": ("output_stride", int, "training output stride (8/16/32)"),
-    "--freeze-bn": ("freeze_bn", _bool, "true/false: keep batch-norm statistics fixed"),
+    "--freeze-bn": (
+        "freeze_bn",
+        _bool,
+        "true, false or encoder: keep batch norms fixed (all / backbone+head)",
+    ),
     "--seed": ("seed", int, "random seed"),
     "--threads": ("threads", int, "torch threads per process"),
     "--workers": ("workers", int, "data loader processes"),

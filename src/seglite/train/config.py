@@ -56,7 +56,9 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     class_weights: list[float] | str | None = None  # list, "median_frequency" or None
-    freeze_bn: bool = False
+    # true: every batch norm keeps its statistics and affine parameters; "encoder": only the
+    # backbone's and head's (imported models whose BN is folded into identity stay exact)
+    freeze_bn: bool | str = False
     seed: int = 0
     threads: int = 2  # torch intra-op threads per process
     # bookkeeping
@@ -107,7 +109,9 @@ class TrainConfig:
             )
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise OptionError("lr must be > 0, momentum in [0, 1), weight_decay >= 0")
-        if self.batch_size == 1 and not self.freeze_bn:
+        if self.freeze_bn not in (True, False, "encoder"):
+            raise OptionError(f"freeze_bn must be true, false or 'encoder', got {self.freeze_bn!r}")
+        if self.batch_size == 1 and self.freeze_bn is not True:
             raise OptionError(
                 "batch_size 1 cannot train batch norm (the image-pooling branch sees one value "
                 "per channel): set freeze_bn = true, or batch_size >= 2 with accum_steps"

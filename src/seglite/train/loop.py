@@ -189,14 +189,32 @@ def _label_arg(dataset):
     return key if key in LABEL_SETS else list(dataset.labels.names)
 
 
-def _set_train_mode(model, freeze_bn: bool) -> None:
+def frozen_bn_modules(model, freeze_bn: bool | str) -> list:
+    """The batch-norm layers ``freeze_bn`` keeps fixed: all (True), the backbone's and
+    head's ("encoder"), or none.
+
+    "encoder" is what an imported TFLite model needs: its batch norms were folded into the
+    convolutions and imported as identities, so training them from batch statistics would
+    replace the pretrained function by a different one (and the image-pooling branch's
+    batch statistics over a handful of pooled vectors do not match its running averages)."""
     import torch
 
+    if not freeze_bn:
+        return []
+    root = model if freeze_bn is True else [model.backbone, model.head]
+    roots = [root] if freeze_bn is True else root
+    return [
+        m
+        for r in roots
+        for m in r.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    ]
+
+
+def _set_train_mode(model, freeze_bn: bool | str) -> None:
     model.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.eval()
+    for m in frozen_bn_modules(model, freeze_bn):
+        m.eval()
 
 
 def _make_optimizer(model, cfg: TrainConfig):
@@ -359,11 +377,9 @@ def train(
 
     torch.manual_seed(cfg.seed)  # new layers' initialization, the same in every process
     model = build_model(cfg, train_set.num_classes, _label_arg(train_set)).to(device)
-    if cfg.freeze_bn:
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                for p in m.parameters():
-                    p.requires_grad_(False)
+    for m in frozen_bn_modules(model, cfg.freeze_bn):
+        for p in m.parameters():
+            p.requires_grad_(False)
     optimizer = _make_optimizer(model, cfg)
     names = {p: n for n, p in model.named_parameters()}
 
