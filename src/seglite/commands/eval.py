@@ -103,5 +103,5 @@ def run(args: argparse.Namespace) -> int:
 
         from ..train.state import atomic_write_json
 
-        atomic_write_json(Path(args.json), data)
+        atomic_write_json(Path(args.json), data, sort_keys=False)
     return 0

@@ -278,7 +278,7 @@ class _Log:
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.write(json.dumps(record) + "\n")
 
     def plot(self) -> None:
         if self.enabled:
