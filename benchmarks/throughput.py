@@ -10,6 +10,10 @@ users of a shared machine hits them alike; the table shows the median over repea
 ``--inline`` adds the same runs with decoding inline instead of on a helper thread, to
 show what the overlap buys.
 
+The header also says how many cores this session could get before and after (all cores
+spun for a second): on a machine shared with other busy sessions, Linux's autogroup
+scheduler gives each session an equal share, so 2 processes may get 1 core between them.
+
 Every mode does the same work per image (same model, 1 interpreter thread per process or
 actor, same outputs) through the same function, ``seglite.batch.pipeline``.
 
@@ -83,6 +87,27 @@ def measure(mode: str, items, spec, outputs, jobs: int) -> dict:
     }
 
 
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def cores_available(seconds: float = 1.0) -> float:
+    """CPU this session gets with every core busy: on a shared Linux box with autogroup
+    scheduling, each busy session gets an equal share, however many processes it runs."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_spin, args=(seconds,)) for _ in range(os.cpu_count() or 1)]
+    c0, t0 = _cpu(), time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return (_cpu() - c0) / (time.perf_counter() - t0)
+
+
 def _cpu() -> float:
     import resource
 
@@ -123,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ray started in {time.perf_counter() - t:.1f} s (not counted)", file=sys.stderr)
         modes.append("ray")
 
+    available = [cores_available()]
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     for r in range(args.repeats):
         order = modes[r % len(modes) :] + modes[: r % len(modes)]
@@ -136,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"load {os.getloadavg()[0]:.1f}",
                 file=sys.stderr,
             )
+
+    available.append(cores_available())
 
     def med(mode: str, key: str) -> float:
         return statistics.median(x[key] for x in runs[mode])
@@ -161,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"{len(items)} images from {args.images}, {args.repeats} repeats (median), "
-        f"{os.cpu_count()} CPUs (load average at the end {os.getloadavg()[0]:.1f}), "
+        f"{os.cpu_count()} CPUs, of which this session got {available[0]:.2f} before and "
+        f"{available[1]:.2f} after (load average {os.getloadavg()[0]:.1f}), "
         f"1 interpreter thread per process/actor, outputs: {', '.join(outputs.files('IMG'))}"
     )
     print(format_table(rows))
@@ -172,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     "images": len(items),
                     "folder": args.images,
                     "cpus": os.cpu_count(),
+                    "cores_available_before_after": available,
                     "repeats": args.repeats,
                     "jobs": args.jobs,
                     "outputs": outputs.files("IMG"),

@@ -62,7 +62,8 @@ class VideoStats:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def _av():
+def require_av():
+    """PyAV, or a one-line error naming the ``video`` extra."""
     return require("av", "video")
 
 
@@ -76,7 +77,7 @@ def is_video(path: str | os.PathLike) -> bool:
 
 
 def _open(url: str, name: str, *, fmt: str | None = None, options: dict | None = None):
-    av = _av()
+    av = require_av()
     try:
         container = av.open(url, format=fmt, options=options or {}, timeout=(15.0, 15.0))
     except FileNotFoundError:
@@ -112,7 +113,7 @@ class _Writer:
     """Encodes RGB frames into a temporary file beside ``path``; renamed into place on close."""
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, time_base: Fraction):
-        av = _av()
+        av = require_av()
         self.path = path
         suffix = path.suffix.lower() or ".mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ class _Writer:
         self._last = -1
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
-        frame = _av().VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = require_av().VideoFrame.from_ndarray(rgb, format="rgb24")
         pts = max(pts, self._last + 1)  # the muxer needs strictly rising timestamps
         frame.pts, frame.time_base, self._last = pts, self.time_base, pts
         self.container.mux(self.stream.encode(frame))
@@ -162,7 +163,7 @@ class _Writer:
 
 def _has_encoder(name: str) -> bool:
     try:
-        _av().codec.Codec(name, "w")
+        require_av().codec.Codec(name, "w")
     except Exception:
         return False
     return True
@@ -197,7 +198,7 @@ class _Frames:
         return False
 
     def _feed(self) -> None:
-        av = _av()
+        av = require_av()
         try:
             for frame in self.container.decode(self.container.streams.video[0]):
                 if self.stop.is_set():

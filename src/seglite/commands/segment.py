@@ -250,9 +250,9 @@ class _Report:
 
 def _video_segmenter(args: argparse.Namespace):
     from ..segmenter import Segmenter
-    from ..video import _av
+    from ..video import require_av
 
-    _av()  # the extra's message before the model loads
+    require_av()  # the extra's message before the model loads
     return Segmenter(args.model, **segmenter_kwargs(args))
 
 
