@@ -32,6 +32,10 @@ def _bool(text: str) -> bool | str:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _weights(text: str) -> list[float] | str:
+    return text if text == "median_frequency" else _floats(text)
+
+
 # flag -> (config field, type, help); each overrides the config file.
 _OVERRIDES = {
     "--dataset": ("dataset", str, "dataset root folder"),
@@ -46,6 +50,8 @@ _OVERRIDES = {
     "--weight-decay": ("weight_decay", float, "L2 on conv weights"),
     "--crop-size": ("crop_size", _ints, "crop HEIGHT,WIDTH"),
     "--scale-range": ("scale_range", _floats, "random scale LOW,HIGH"),
+    "--jitter": ("jitter", float, "photometric jitter strength (0 = off)"),
+    "--class-weights": ("class_weights", _weights, "comma-separated weights or median_frequency"),
     "--output-stride": ("output_stride", int, "training output stride (8/16/32)"),
     "--freeze-bn": (
         "freeze_bn",
