@@ -90,3 +90,33 @@ def test_accurate_confidence_masks_are_probabilities():
     assert result.confidence_masks.shape == (21, 300, 451)
     assert np.allclose(result.confidence_masks.sum(0), 1.0, atol=1e-4)
     assert (result.confidence_masks.argmax(0) == result.category_mask).mean() > 0.99
+
+
+def test_segment_accurate_writes_the_masks_eval_scores(tmp_path):
+    """`seglite segment --accurate` and `seglite eval --accurate` see the same masks."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import DATA
+
+    from seglite.data.datasets import voc_dataset
+    from seglite.eval.evaluate import evaluate
+    from seglite.eval.metrics import ConfusionMatrix
+    from seglite.segmenter import ACCURATE_FLIP, ACCURATE_SCALES
+
+    voc = voc_dataset(DATA / "voc2012").subset(2)
+    images = [voc.pairs[i][0] for i in range(2)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "seglite", "segment", *map(str, images), "--accurate", "--mask",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cm = ConfusionMatrix(voc.num_classes, voc.ignore_index)
+    for i, image in enumerate(images):
+        mask = np.asarray(Image.open(tmp_path / f"{image.stem}.mask.png"))
+        cm.update(mask, voc.read_mask(i, (mask.shape[1], mask.shape[0])))
+    scored = evaluate("deeplabv3", voc, scales=ACCURATE_SCALES, flip=ACCURATE_FLIP, num_threads=2)
+    assert np.array_equal(scored.cm.matrix, cm.matrix)
+    assert json.dumps(scored.as_dict()["settings"]["scales"]) == "[1.5, 2.0]"
