@@ -117,7 +117,7 @@ def median_frequency_weights(dataset) -> list[float]:
         present += (counts > 0) * m.size
     freq = np.where(present > 0, pixels / np.maximum(present, 1), 0)
     med = float(np.median(freq[freq > 0]))
-    return [round(med / f, 4) if f > 0 else 0.0 for f in freq]
+    return [float(round(med / f, 4)) if f > 0 else 0.0 for f in freq]
 
 
 # ---------------------------------------------------------------------------- model
