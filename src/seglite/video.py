@@ -82,7 +82,7 @@ def _open(url: str, name: str, *, fmt: str | None = None, options: dict | None =
         container = av.open(url, format=fmt, options=options or {}, timeout=(15.0, 15.0))
     except FileNotFoundError:
         raise VideoError(f"{name}: no such file") from None
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise VideoError(f"{name}: not a video FFmpeg can open ({_first_line(exc)})") from None
     if not container.streams.video:
         container.close()
@@ -213,7 +213,7 @@ class _Frames:
                 if not self._put(value):
                     return
             self._put(_END)
-        except (av.FFmpegError, OSError, ValueError) as exc:
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._put(VideoError(f"{self.name}: decoding failed ({_first_line(exc)})"))
         except BaseException as exc:  # pragma: no cover - surfaced on the main thread
             self._put(exc)
