@@ -45,3 +45,15 @@ def test_ids_nearest():
     up = upsample_ids(ids, (8, 6))
     assert up.shape == (6, 8) and set(np.unique(up)) == set(range(12))
     assert up[0, 0] == 0 and up[-1, -1] == 11
+
+
+@pytest.mark.parametrize("shape", [(257, 257, 21), (513, 513, 151), (7, 300, 2), (4, 4, 300)])
+def test_argmax_kernel_equals_numpy(shape):
+    from seglite.upsample import ArgmaxKernel, argmax_scores
+
+    kernel = ArgmaxKernel()
+    scores = np.random.default_rng(3).normal(size=shape).astype(np.float32)
+    ids = argmax_scores(scores, kernel)
+    assert ids.dtype == (np.uint8 if shape[-1] <= 256 else np.uint16)
+    assert np.array_equal(ids, scores.argmax(-1))
+    assert np.array_equal(argmax_scores(scores[:5, :6], kernel), scores[:5, :6].argmax(-1))

@@ -11,7 +11,6 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,14 @@ from .image import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, res
 from .labels import LabelSet, default_label_set, label_set_from_names, read_label_file
 from .result import SegmentationResult, Timings
 from .runtime import Backend, open_backend
-from .upsample import argmax_scores, softmax, upsample_bilinear, upsample_category, upsample_ids
+from .upsample import (
+    ArgmaxKernel,
+    argmax_scores,
+    softmax,
+    upsample_bilinear,
+    upsample_category,
+    upsample_ids,
+)
 
 ACCURATE_SCALES = (1.5, 2.0)
 ACCURATE_FLIP = True
@@ -94,9 +100,7 @@ class Segmenter:
                 "available; use output_category_mask"
             )
         self.label_set = self._label_set(labels)
-        # Post-processing uses the same thread budget as the interpreter.
-        threads = self.backend.num_threads
-        self._pool = ThreadPoolExecutor(threads - 1) if threads > 1 else None
+        self._argmax = ArgmaxKernel()
 
     def _label_set(self, labels) -> LabelSet:
         from .labels import get_label_set
@@ -181,7 +185,7 @@ class Segmenter:
             self._check_ids(category)
         else:
             if self.output_category_mask:
-                category = upsample_category(out, size, argmax_scores(out, self._pool))
+                category = upsample_category(out, size, argmax_scores(out, self._argmax))
             if self.output_confidence_masks:
                 probs = out if probabilities else softmax(out.astype(np.float32), axis=-1)
                 confidence = upsample_bilinear(np.ascontiguousarray(probs.transpose(2, 0, 1)), size)
@@ -204,8 +208,6 @@ class Segmenter:
             )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
         self.backend.close()
 
     def __enter__(self) -> Segmenter:
