@@ -184,12 +184,31 @@ def test_freeze_encoder_bn_only(camvid, tmp_path):
         cfg.replace(freeze_bn="decoder")
 
 
+def test_unfold_batchnorm_keeps_the_function(camvid, tmp_path):
+    from seglite.train.loop import build_model, frozen_bn_modules, unfold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_model(tiny(camvid), 11, "camvid11").eval()
+    x = torch.randn(4, 3, 33, 33)
+    with torch.no_grad():
+        before = model(x)
+    assert unfold_batchnorm(model, [x[:2], x[2:]]) > 0
+    with torch.no_grad():
+        after = model(x)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    bn = model.backbone.stem.bn
+    assert not torch.all(bn.running_var == 1) and unfold_batchnorm(model, [x]) == 0  # once
+    assert len(frozen_bn_modules(model, "image_pooling")) == 1
+    cfg = tiny(camvid, unfold_bn=True, freeze_bn="image_pooling", iterations=1, val_split="")
+    assert train(cfg, tmp_path / "u", progress=False)["iteration"] == 1
+
+
 def test_class_weights(camvid, tmp_path):
     from seglite.data import open_dataset
 
     w = median_frequency_weights(open_dataset(camvid, split="train"))
     assert len(w) == 11 and all(v >= 0 for v in w)
-    cfg = tiny(camvid, iterations=1, class_weights="median_frequency", val_split="")
+    cfg = tiny(camvid, iterations=1, class_weights="sqrt_median_frequency", val_split="")
     assert train(cfg, tmp_path / "w", progress=False)["iteration"] == 1
     with pytest.raises(OptionError, match="class_weights has 2 values"):
         train(tiny(camvid, class_weights=[1.0, 2.0]), tmp_path / "w2", progress=False)

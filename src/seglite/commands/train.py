@@ -33,7 +33,7 @@ def _bool(text: str) -> bool | str:
 
 
 def _weights(text: str) -> list[float] | str:
-    return text if text == "median_frequency" else _floats(text)
+    return text if text.endswith("median_frequency") else _floats(text)
 
 
 # flag -> (config field, type, help); each overrides the config file.
@@ -51,7 +51,11 @@ _OVERRIDES = {
     "--crop-size": ("crop_size", _ints, "crop HEIGHT,WIDTH"),
     "--scale-range": ("scale_range", _floats, "random scale LOW,HIGH"),
     "--jitter": ("jitter", float, "photometric jitter strength (0 = off)"),
-    "--class-weights": ("class_weights", _weights, "comma-separated weights or median_frequency"),
+    "--class-weights": (
+        "class_weights",
+        _weights,
+        "comma-separated weights, median_frequency or sqrt_median_frequency",
+    ),
     "--output-stride": ("output_stride", int, "training output stride (8/16/32)"),
     "--freeze-bn": (
         "freeze_bn",

@@ -22,6 +22,11 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+# median_frequency: SegNet's median(freq) / freq(c); sqrt_median_frequency: its square root,
+# a milder balance that costs the frequent classes less precision.
+CLASS_WEIGHTINGS = ("median_frequency", "sqrt_median_frequency")
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a training run (the run dir stores it as config.json)."""
@@ -55,10 +60,16 @@ class TrainConfig:
     warmup_iterations: int = 0
     momentum: float = 0.9
     weight_decay: float = 4e-5
-    class_weights: list[float] | str | None = None  # list, "median_frequency" or None
+    class_weights: list[float] | str | None = None  # list, a CLASS_WEIGHTINGS name, or None
     # true: every batch norm keeps its statistics and affine parameters; "encoder": only the
     # backbone's and head's (imported models whose BN is folded into identity stay exact)
+    # "image_pooling": only the ASPP image-pooling branch's (it normalizes one pooled
+    # vector per image: batch statistics of a few images do not match running averages)
     freeze_bn: bool | str = False
+    # before training, give folded (identity) batch norms of the imported encoder the
+    # statistics of their inputs on training crops, rescaled so the function is unchanged:
+    # batch norm can then train as in the original model instead of starting from identity
+    unfold_bn: bool = False
     seed: int = 0
     threads: int = 2  # torch intra-op threads per process
     # bookkeeping
@@ -109,16 +120,18 @@ class TrainConfig:
             )
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise OptionError("lr must be > 0, momentum in [0, 1), weight_decay >= 0")
-        if self.freeze_bn not in (True, False, "encoder"):
-            raise OptionError(f"freeze_bn must be true, false or 'encoder', got {self.freeze_bn!r}")
+        if self.freeze_bn not in (True, False, "encoder", "image_pooling"):
+            raise OptionError(
+                f"freeze_bn must be true, false, 'encoder' or 'image_pooling', got {self.freeze_bn!r}"
+            )
         if self.batch_size == 1 and self.freeze_bn is not True:
             raise OptionError(
                 "batch_size 1 cannot train batch norm (the image-pooling branch sees one value "
                 "per channel): set freeze_bn = true, or batch_size >= 2 with accum_steps"
             )
-        if isinstance(self.class_weights, str) and self.class_weights != "median_frequency":
+        if isinstance(self.class_weights, str) and self.class_weights not in CLASS_WEIGHTINGS:
             raise OptionError(
-                "class_weights must be a list of numbers, 'median_frequency' or unset"
+                f"class_weights must be a list of numbers, one of {', '.join(CLASS_WEIGHTINGS)}, or unset"
             )
 
 

@@ -44,6 +44,9 @@ RESUMABLE_CHANGES = {
 }  # fmt: skip
 
 
+PROBE_EPOCH = 2**31 - 1  # augmentation seed of the crops that unfold_bn measures on
+
+
 class TrainingError(SegliteError):
     """A run directory that cannot be started or resumed as asked."""
 
@@ -182,6 +185,14 @@ def _starter_variant(cfg: TrainConfig, num_classes: int, labels):
     return model
 
 
+def _transform(cfg: TrainConfig, train_set) -> TrainTransform:
+    return TrainTransform(
+        crop_size=tuple(cfg.crop_size), scale_range=tuple(cfg.scale_range),
+        ignore_index=train_set.ignore_index if train_set.ignore_index is not None else 255,
+        flip=cfg.flip, jitter=cfg.jitter,
+    )  # fmt: skip
+
+
 def _label_arg(dataset):
     key = dataset.labels.key
     from ..labels import LABEL_SETS
@@ -199,16 +210,58 @@ def frozen_bn_modules(model, freeze_bn: bool | str) -> list:
     batch statistics over a handful of pooled vectors do not match its running averages)."""
     import torch
 
+    bn = torch.nn.modules.batchnorm._BatchNorm
     if not freeze_bn:
         return []
-    root = model if freeze_bn is True else [model.backbone, model.head]
-    roots = [root] if freeze_bn is True else root
-    return [
-        m
-        for r in roots
-        for m in r.modules()
+    if freeze_bn == "image_pooling":
+        return [m for n, m in model.head.named_modules() if "pooling" in n and isinstance(m, bn)]
+    roots = [model] if freeze_bn is True else [model.backbone, model.head]
+    return [m for r in roots for m in r.modules() if isinstance(m, bn)]
+
+
+def unfold_batchnorm(model, batches) -> int:
+    """Give the encoder's folded batch norms (running mean 0, variance 1: what a TFLite
+    import yields) the mean and variance of their inputs over ``batches``, with gamma and
+    beta rescaled so that the network computes exactly what it did. Returns how many.
+
+    Training then starts from the pretrained function with batch norms that normalize, as
+    in the original model, instead of batch statistics suddenly replacing identities."""
+    import torch
+
+    bns = [
+        m for r in (model.backbone, model.head) for m in r.modules()
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-    ]
+        and torch.all(m.running_mean == 0) and torch.all(m.running_var == 1)
+    ]  # fmt: skip
+    sums: dict = {}
+
+    def hook(mod, inp, out):
+        x = inp[0].detach().transpose(0, 1).flatten(1).double()
+        n, s1, s2 = sums.get(mod, (0, 0.0, 0.0))
+        sums[mod] = (n + x.shape[1], s1 + x.sum(1), s2 + (x * x).sum(1))
+
+    handles = [m.register_forward_hook(hook) for m in bns]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    with torch.no_grad():
+        for m, (n, s1, s2) in sums.items():
+            mean = (s1 / n).float()
+            var = (s2 / n - (s1 / n) ** 2).clamp_min(0).float()
+            scale = m.weight / torch.sqrt(m.running_var + m.eps)
+            shift = m.bias - m.running_mean * scale
+            m.weight.copy_(scale * torch.sqrt(var + m.eps))
+            m.bias.copy_(shift + mean * scale)
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+    return len(sums)
 
 
 def _set_train_mode(model, freeze_bn: bool | str) -> None:
@@ -382,10 +435,14 @@ def train(
             p.requires_grad_(False)
     optimizer = _make_optimizer(model, cfg)
     names = {p: n for n, p in model.named_parameters()}
+    resuming = resume and (out / "state.json").is_file()
 
     weight = None
-    if cfg.class_weights == "median_frequency":
-        weight = torch.tensor(median_frequency_weights(train_set), dtype=torch.float32)
+    if cfg.class_weights in ("median_frequency", "sqrt_median_frequency"):
+        w = median_frequency_weights(train_set)
+        if cfg.class_weights.startswith("sqrt"):
+            w = [v**0.5 for v in w]
+        weight = torch.tensor(w, dtype=torch.float32)
     elif cfg.class_weights is not None:
         if len(cfg.class_weights) != train_set.num_classes:
             raise OptionError(
@@ -397,7 +454,18 @@ def train(
 
     log = _Log(out, main)
     start, state = 0, {}
-    if resume and (out / "state.json").is_file():
+    if cfg.unfold_bn and not resuming:
+        # statistics from crops of a pseudo-epoch the run never reaches, so its own batch
+        # stream is untouched; DDP then broadcasts rank 0's result
+        probe = _TrainSet(train_set, _transform(cfg, train_set), cfg.seed)
+        n = min(len(train_set), 32)
+        keys = [(i, PROBE_EPOCH, rank, i) for i in range(n)]
+        batches = [
+            torch.stack([probe[k][0] for k in keys[j : j + cfg.batch_size]]).to(device)
+            for j in range(0, n, cfg.batch_size)
+        ]
+        unfold_batchnorm(model, batches)
+    if resuming:
         from safetensors.torch import load_file
 
         state = read_json(out / "state.json")
@@ -416,11 +484,7 @@ def train(
 
         ddp = DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
 
-    transform = TrainTransform(
-        crop_size=tuple(cfg.crop_size), scale_range=tuple(cfg.scale_range),
-        ignore_index=train_set.ignore_index if train_set.ignore_index is not None else 255,
-        flip=cfg.flip, jitter=cfg.jitter,
-    )  # fmt: skip
+    transform = _transform(cfg, train_set)
     schedule = BatchSchedule(
         len(train_set), cfg.batch_size, seed=cfg.seed, rank=rank, world=world,
         start=start * cfg.accum_steps,
