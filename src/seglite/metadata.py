@@ -491,17 +491,15 @@ def _output_md(fb: _Builder, label_files: list[tuple[str, str | None]]) -> int:
 
 def _replace_metadata(data: bytes, raw: bytes) -> bytes:
     """Repack the model with TFLITE_METADATA set, weights byte-identical and 16-aligned."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as tfl
 
-    model = tfl.ModelT.InitFromPackedBuf(data, 0)
-    if any(b.offset > 1 for b in model.buffers or []):
-        raise ModelError("model: models with external (>2 GB) buffers are not supported")
-    model.buffers = [_AlignedBuffer(b.data) for b in model.buffers or []]
+    from .tflite_file import aligned_buffer, pack_model, text, unpack_model
+
+    model = unpack_model(data)
     model.metadata = model.metadata or []
-    new = _AlignedBuffer(np.frombuffer(raw, np.uint8))
+    new = aligned_buffer(np.frombuffer(raw, np.uint8))
     for entry in model.metadata:
-        if _text(entry.name) == METADATA_NAME:
+        if text(entry.name) == METADATA_NAME:
             model.buffers[entry.buffer] = new
             break
     else:
@@ -509,29 +507,4 @@ def _replace_metadata(data: bytes, raw: bytes) -> bytes:
         entry.name, entry.buffer = METADATA_NAME, len(model.buffers)
         model.buffers.append(new)
         model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(data) + len(raw) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def _text(s: str | bytes | None) -> str | None:
-    return s.decode("utf-8", "replace") if isinstance(s, bytes) else s
-
-
-class _AlignedBuffer:
-    """Packs like tflite.BufferT, with the data 16-byte aligned as the schema asks
-    (``force_align: 16``, which the generated Python code ignores)."""
-
-    def __init__(self, data: np.ndarray | None) -> None:
-        self.data = data
-
-    def Pack(self, builder) -> int:  # noqa: N802 - the object API's method name
-        data = None
-        if self.data is not None:
-            raw = np.asarray(self.data, dtype=np.uint8).tobytes()
-            builder.Prep(16, len(raw))
-            data = builder.CreateByteVector(raw)
-        builder.StartObject(3)  # Buffer{data, offset, size}
-        if data is not None:
-            builder.PrependUOffsetTRelativeSlot(0, data, 0)
-        return builder.EndObject()
+    return pack_model(model, len(data) + len(raw))

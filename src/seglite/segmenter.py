@@ -91,8 +91,12 @@ class Segmenter:
         self.entry = resolved.entry
         self.model_path: Path = resolved.path
         self.model_name = resolved.entry.name if resolved.entry else resolved.path.name
+        # The plain path takes the low-resolution argmax from the model's own graph.
         self.backend: Backend = open_backend(
-            resolved.path, backend=backend, num_threads=num_threads
+            resolved.path,
+            backend=backend,
+            num_threads=num_threads,
+            fuse_argmax=output_category_mask and not self.accurate,
         )
         if output_confidence_masks and self.backend.output_kind == "argmax":
             raise OptionError(
@@ -100,7 +104,7 @@ class Segmenter:
                 "available; use output_category_mask"
             )
         self.label_set = self._label_set(labels)
-        self._argmax = ArgmaxKernel()
+        self._argmax: ArgmaxKernel | None = None
 
     def _label_set(self, labels) -> LabelSet:
         from .labels import get_label_set
@@ -164,10 +168,22 @@ class Segmenter:
         pixels = to_array(resize(loaded.image, (w_in, h_in)))
         t2 = time.perf_counter()
         t.preprocess = (t2 - t1) * 1e3
+        t.invocations = 1
+        if getattr(self.backend, "fused_argmax", False):
+
+            def masks(scores: np.ndarray, ids: np.ndarray):
+                t3 = time.perf_counter()
+                t.invoke = (t3 - t2) * 1e3
+                low = ids[0].astype(np.uint8 if scores.shape[-1] <= 256 else np.uint16)
+                out = self._masks(scores[0], loaded.size, low)
+                t.postprocess += (time.perf_counter() - t3) * 1e3
+                return out
+
+            category, confidence = self.backend.run_reduced(pixels[None], masks)
+            return self._result(loaded, category, confidence, t)
         out = self.backend.run(pixels[None])[0]
         t3 = time.perf_counter()
         t.invoke = (t3 - t2) * 1e3
-        t.invocations = 1
         return self._finish(loaded, out, t)
 
     def _finish(
@@ -178,18 +194,44 @@ class Segmenter:
         ``probabilities`` says ``out`` is already softmax-ed (the fused accurate-mode map).
         """
         t3 = time.perf_counter()
-        size = loaded.size
-        category = confidence = None
         if out.ndim == 2:
-            category = upsample_ids(out, size)
+            category = upsample_ids(out, loaded.size)
             self._check_ids(category)
+            confidence = None
         else:
+            low = None
             if self.output_category_mask:
-                category = upsample_category(out, size, argmax_scores(out, self._argmax))
-            if self.output_confidence_masks:
-                probs = out if probabilities else softmax(out.astype(np.float32), axis=-1)
-                confidence = upsample_bilinear(np.ascontiguousarray(probs.transpose(2, 0, 1)), size)
+                if self._argmax is None:
+                    self._argmax = ArgmaxKernel()
+                low = argmax_scores(out, self._argmax)
+            category, confidence = self._masks(out, loaded.size, low, probabilities)
         t.postprocess += (time.perf_counter() - t3) * 1e3
+        return self._result(loaded, category, confidence, t)
+
+    def _masks(
+        self,
+        scores: np.ndarray,
+        size: tuple[int, int],
+        low: np.ndarray | None,
+        probabilities: bool = False,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Category and confidence masks at ``size`` from (h, w, C) scores and their argmax."""
+        category = confidence = None
+        if self.output_category_mask:
+            category = upsample_category(scores, size, low)
+        if self.output_confidence_masks:
+            probs = scores if probabilities else softmax(scores.astype(np.float32), axis=-1)
+            confidence = upsample_bilinear(np.ascontiguousarray(probs.transpose(2, 0, 1)), size)
+        return category, confidence
+
+    def _result(
+        self,
+        loaded: LoadedImage,
+        category: np.ndarray | None,
+        confidence: np.ndarray | None,
+        t: Timings,
+    ) -> SegmentationResult:
+        size = loaded.size
         return SegmentationResult(
             category_mask=category,
             confidence_masks=confidence,

@@ -29,19 +29,9 @@ def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i0, i1, w1
 
 
-@lru_cache(maxsize=16)
-def _grid(h: int, w: int, out_h: int, out_w: int) -> np.ndarray:
-    """Flat index of each output pixel's top-left low-resolution neighbour."""
-    y0, _, _ = _axis(h, out_h)
-    x0, _, _ = _axis(w, out_w)
-    return (y0[:, None] * w + x0[None, :]).astype(np.intp)
-
-
-@lru_cache(maxsize=16)
-def _nearest_grid(h: int, w: int, out_h: int, out_w: int) -> np.ndarray:
-    ys = np.minimum(((np.arange(out_h) + 0.5) * (h / out_h)).astype(np.intp), h - 1)
-    xs = np.minimum(((np.arange(out_w) + 0.5) * (w / out_w)).astype(np.intp), w - 1)
-    return (ys[:, None] * w + xs[None, :]).astype(np.intp)
+@lru_cache(maxsize=32)
+def _nearest_axis(n_in: int, n_out: int) -> np.ndarray:
+    return np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.intp), n_in - 1)
 
 
 class ArgmaxKernel:
@@ -140,18 +130,29 @@ def upsample_category(
         low = argmax_scores(scores)
     if (h, w) == (out_h, out_w):
         return low
-    mask = low.ravel().take(_grid(h, w, out_h, out_w))
+    y0, y1, wy = _axis(h, out_h)
+    x0, x1, wx = _axis(w, out_w)
+    mask = low.take(y0, axis=0).take(x0, axis=1)
     ys, xs = _boundary_pixels(_uniform_cells(low), out_h, out_w)
     if ys.size:
-        y0, y1, wy = _axis(h, out_h)
-        x0, x1, wx = _axis(w, out_w)
+        # Lerp in place on the gathered corner scores: a + (b - a) * t, no temporaries.
         flat = scores.reshape(h * w, c)
-        ty, tx = wy[ys][:, None], wx[xs][:, None]
         r0, r1, c0, c1 = y0[ys] * w, y1[ys] * w, x0[xs], x1[xs]
-        top = flat[r0 + c0] * (1 - tx) + flat[r0 + c1] * tx
-        bottom = flat[r1 + c0] * (1 - tx) + flat[r1 + c1] * tx
-        mixed = top * (1 - ty) + bottom * ty
-        mask[ys, xs] = mixed.argmax(axis=1)
+        tx, ty = wx[xs][:, None], wy[ys][:, None]
+        top = flat.take(r0 + c0, axis=0).astype(np.float32, copy=False)
+        right = flat.take(r0 + c1, axis=0).astype(np.float32, copy=False)
+        right -= top
+        right *= tx
+        top += right
+        bottom = flat.take(r1 + c0, axis=0).astype(np.float32, copy=False)
+        right = flat.take(r1 + c1, axis=0).astype(np.float32, copy=False)
+        right -= bottom
+        right *= tx
+        bottom += right
+        bottom -= top
+        bottom *= ty
+        top += bottom
+        mask[ys, xs] = top.argmax(axis=1)
     return mask
 
 
@@ -163,7 +164,7 @@ def upsample_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     ids = ids.astype(dtype, copy=False)
     if (h, w) == (out_h, out_w):
         return ids
-    return ids.ravel().take(_nearest_grid(h, w, out_h, out_w))
+    return ids.take(_nearest_axis(h, out_h), axis=0).take(_nearest_axis(w, out_w), axis=1)
 
 
 def upsample_bilinear(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:

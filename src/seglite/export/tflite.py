@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 import tempfile
 import warnings
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..errors import OptionError, require
 from ..metadata import SegmentationMetadata, write_metadata
+from ..tflite_file import pack_model
 from .core import ExportError, ExportSource, first_line, normalize
 
 INPUT_NAME = "image"
@@ -267,7 +267,6 @@ def repack(model_bytes: bytes, *, output_name: str = "logits", uint8_input: bool
 
     Drops anything after the flatbuffer (an old metadata zip); metadata entries stay.
     """
-    import flatbuffers
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
@@ -287,38 +286,7 @@ def repack(model_bytes: bytes, *, output_name: str = "logits", uint8_input: bool
             sig.inputs[0].name = INPUT_NAME.encode()
         if sig.outputs:
             sig.outputs[0].name = output_name.encode()
-    aligned = _aligned_buffer_class()
-    for buf in model.buffers:
-        buf.__class__ = aligned
-    builder = flatbuffers.Builder(len(model_bytes) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-@functools.cache
-def _aligned_buffer_class():
-    from ai_edge_litert import schema_py_generated as schema
-
-    class AlignedBuffer(schema.BufferT):
-        """BufferT whose data vector is 16-byte aligned, as the TFLite schema asks
-        (``force_align: 16``) and the generated Python packer does not do."""
-
-        def Pack(self, builder):  # noqa: N802 (flatbuffers API)
-            data = None
-            if self.data is not None:
-                payload = np.asarray(self.data, dtype=np.uint8).reshape(-1).tobytes()
-                builder.StartVector(1, len(payload), 16)
-                builder.head -= len(payload)
-                builder.Bytes[builder.head : builder.head + len(payload)] = payload
-                data = builder.EndVector()
-            schema.BufferStart(builder)
-            if data is not None:
-                schema.BufferAddData(builder, data)
-            schema.BufferAddOffset(builder, self.offset or 0)
-            schema.BufferAddSize(builder, self.size or 0)
-            return schema.BufferEnd(builder)
-
-    return AlignedBuffer
+    return pack_model(model, len(model_bytes))
 
 
 # ----------------------------------------------------------------------------- metadata

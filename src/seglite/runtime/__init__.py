@@ -69,16 +69,24 @@ def backend_for(path: Path, backend: str = "auto") -> str:
 
 
 def open_backend(
-    path: str | os.PathLike, *, backend: str = "auto", num_threads: int | None = None
+    path: str | os.PathLike,
+    *,
+    backend: str = "auto",
+    num_threads: int | None = None,
+    fuse_argmax: bool = False,
 ) -> Backend:
-    """Open a model file with the runtime that fits it."""
+    """Open a model file with the runtime that fits it.
+
+    ``fuse_argmax`` asks a runtime that can for the argmax inside the model's graph
+    (LiteRT: see fused_argmax); check ``getattr(backend, "fused_argmax", False)``.
+    """
     path = Path(path)
     kind = backend_for(path, backend)
     threads = check_threads(num_threads)
     if kind == "litert":
         from .litert import LiteRTBackend
 
-        return LiteRTBackend(path, num_threads=threads)
+        return LiteRTBackend(path, num_threads=threads, fuse_argmax=fuse_argmax)
     if kind == "onnx":
         from .onnx import OnnxBackend
 

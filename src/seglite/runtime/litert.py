@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from ..errors import ModelError
 from . import normalize_into, read_model_file
 
+T = TypeVar("T")
 DEFAULT_MEAN = (127.5,)
 DEFAULT_STD = (127.5,)
 
@@ -38,24 +41,49 @@ def _quiet_stderr():
 class LiteRTBackend:
     name = "litert"
 
-    def __init__(self, path: Path, *, num_threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-
+    def __init__(self, path: Path, *, num_threads: int = 2, fuse_argmax: bool = False):
+        """``fuse_argmax``: append an ARG_MAX output to a logits model (see fused_argmax),
+        for callers that want the category mask through :meth:`run_reduced`."""
         self.path = Path(path)
         self.num_threads = num_threads
         data = read_model_file(self.path)
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{self.path}: not a TFLite model file (no TFL3 identifier)")
+        self._ids_index: int | None = None
+        fused = self._fused_interpreter(data) if fuse_argmax else None
+        self._interp = fused or self._interpreter(data)
+        self._read_signature(data)
+        if fused is not None:
+            self._ids_index = self._interp.get_output_details()[-1]["index"]
+
+    def _interpreter(self, data: bytes):
+        from ai_edge_litert.interpreter import Interpreter
+
         try:
             with _quiet_stderr():
-                self._interp = Interpreter(model_content=data, num_threads=num_threads)
-                self._interp.allocate_tensors()
+                interp = Interpreter(model_content=data, num_threads=self.num_threads)
+                interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
                 f"{self.path}: the TFLite runtime cannot load this model ({first})"
             ) from None
-        self._read_signature(data)
+        return interp
+
+    def _fused_interpreter(self, data: bytes):
+        """The model with its ARG_MAX output, or None (not a logits model, or the rewrite
+        fails for any reason: then the plain model is used, only a little slower)."""
+        from .fused_argmax import with_argmax_output
+
+        try:
+            fused = with_argmax_output(data)
+            return self._interpreter(fused) if fused is not None else None
+        except Exception:  # noqa: BLE001 - an optimisation must never break loading
+            return None
+
+    @property
+    def fused_argmax(self) -> bool:
+        return self._ids_index is not None
 
     def _read_signature(self, data: bytes) -> None:
         ins = self._interp.get_input_details()
@@ -125,7 +153,7 @@ class LiteRTBackend:
         self._batch = n
         self._out_buf = None
 
-    def run(self, pixels: np.ndarray) -> np.ndarray:
+    def _invoke(self, pixels: np.ndarray) -> None:
         if pixels.ndim == 3:
             pixels = pixels[None]
         self._set_batch(pixels.shape[0])
@@ -141,6 +169,9 @@ class LiteRTBackend:
             raise ModelError(f"{self.path}: unsupported input type {self.input_dtype.name}")
         del view
         self._interp.invoke()
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        self._invoke(pixels)
         out = self._interp.tensor(self._out_index)()
         if self._out_buf is None or self._out_buf.shape != out.shape:
             dtype = np.float32 if self._out_quant else out.dtype
@@ -154,6 +185,29 @@ class LiteRTBackend:
             np.copyto(self._out_buf, out)
         del out
         return self._out_buf
+
+    def run_reduced(self, pixels: np.ndarray, reduce: Callable[[np.ndarray, np.ndarray], T]) -> T:
+        """``reduce(scores, ids)`` on the outputs in place, without copying the scores out.
+
+        ``scores`` (N, h, w, C) are read-only views into the interpreter (dequantized copies
+        for quantized outputs) and ``ids`` (N, h, w) int32 the fused argmax: both are valid
+        only during the call, and ``reduce`` must return nothing that refers to them (the
+        interpreter refuses to run again while such references live).
+        """
+        if self._ids_index is None:
+            raise ModelError(f"{self.path}: run_reduced needs a model loaded with fuse_argmax")
+        self._invoke(pixels)
+        scores = self._interp.tensor(self._out_index)()
+        ids = self._interp.tensor(self._ids_index)()
+        try:
+            if self._out_quant:
+                scale, zero = self._out_quant
+                scores = (scores.astype(np.float32) - zero) * (scale or 1.0)
+            else:
+                scores.flags.writeable = False
+            return reduce(scores, ids)
+        finally:
+            del scores, ids
 
     def close(self) -> None:
         self._interp = None
