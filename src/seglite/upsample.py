@@ -132,7 +132,7 @@ def upsample_category(
         return low
     y0, y1, wy = _axis(h, out_h)
     x0, x1, wx = _axis(w, out_w)
-    mask = low.take(y0, axis=0).take(x0, axis=1)
+    mask = low.take(x0, axis=1).take(y0, axis=0)  # gather on the short side first
     ys, xs = _boundary_pixels(_uniform_cells(low), out_h, out_w)
     if ys.size:
         # Lerp in place on the gathered corner scores: a + (b - a) * t, no temporaries.
@@ -164,7 +164,7 @@ def upsample_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     ids = ids.astype(dtype, copy=False)
     if (h, w) == (out_h, out_w):
         return ids
-    return ids.take(_nearest_axis(h, out_h), axis=0).take(_nearest_axis(w, out_w), axis=1)
+    return ids.take(_nearest_axis(w, out_w), axis=1).take(_nearest_axis(h, out_h), axis=0)
 
 
 def upsample_bilinear(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:

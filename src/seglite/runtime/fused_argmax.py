@@ -27,12 +27,10 @@ def with_argmax_output(data: bytes) -> bytes | None:
     from ai_edge_litert import schema_py_generated as schema
 
     model = unpack_model(data)
-    if len(model.subgraphs or []) != 1:
+    if len(model.subgraphs or []) != 1 or _ints(model.subgraphs[0].outputs) == []:
         return None
     sg = model.subgraphs[0]
-    if not sg.outputs:
-        return None
-    scores = sg.tensors[sg.outputs[0]]
+    scores = sg.tensors[_ints(sg.outputs)[0]]
     shape = [int(v) for v in (scores.shape if scores.shape is not None else [])]
     float_or_u8 = (schema.TensorType.FLOAT32, schema.TensorType.UINT8)
     if len(shape) != 4 or shape[3] < 2 or scores.type not in float_or_u8:
@@ -55,17 +53,22 @@ def with_argmax_output(data: bytes) -> bytes | None:
 
     op = schema.OperatorT()
     op.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.ARG_MAX)
-    op.inputs, op.outputs = [sg.outputs[0], axis_index], [ids_index]
+    op.inputs, op.outputs = [_ints(sg.outputs)[0], axis_index], [ids_index]
     op.builtinOptionsType = schema.BuiltinOptions.ArgMaxOptions
     op.builtinOptions = schema.ArgMaxOptionsT()
     op.builtinOptions.outputType = schema.TensorType.INT32
     sg.operators.append(op)
-    sg.outputs = [*sg.outputs, ids_index]
+    sg.outputs = [*_ints(sg.outputs), ids_index]
     for sig in model.signatureDefs or []:
         entry = schema.TensorMapT()
         entry.name, entry.tensorIndex = ARGMAX_OUTPUT_NAME.encode(), ids_index
         sig.outputs = [*(sig.outputs or []), entry]
     return pack_model(model, len(data))
+
+
+def _ints(vector) -> list[int]:
+    """The object API gives index vectors as numpy arrays, lists or None."""
+    return [] if vector is None else [int(v) for v in vector]
 
 
 def _opcode_index(model, builtin: int) -> int:
