@@ -108,15 +108,28 @@ def test_expected_names_and_default():
     assert zoo.DEFAULT_MODEL == "deeplabv3" and ZOO["deeplabv3"].packaged
 
 
+DOWNLOADABLE = [n for n, e in ZOO.items() if e.url]
+TRAINED_HERE = [n for n, e in ZOO.items() if not e.url]
+
+
 @pytest.mark.parametrize("name", list(ZOO))
 def test_entry_is_consistent(name):
     e = ZOO[name]
     assert e.name == name and e.labels in LABEL_SETS and e.output in ("logits", "argmax")
-    assert e.url.startswith("https://") and e.format == "tflite"
+    assert e.format in ("tflite", "safetensors")
+    assert e.url.startswith("https://") or e.packaged  # no URL: it ships in the package
     assert len(e.input_size) == 2 and e.num_classes == len(LABEL_SETS[e.labels])
 
 
-@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("name", TRAINED_HERE)
+def test_models_trained_here_ship_with_their_recorded_bytes(name):
+    e = ZOO[name]
+    path = zoo.packaged_path(e)
+    assert path is not None, f"{e.filename} missing from seglite/assets"
+    assert path.stat().st_size == e.size and sha256_file(path) == e.sha256
+
+
+@pytest.mark.parametrize("name", DOWNLOADABLE)
 def test_entry_file_in_model_dir(name):
     if not MODEL_DIR.is_dir() and not _ENV_DIR:
         pytest.skip(f"no model dir at {MODEL_DIR}; set SEGLITE_MODEL_DIR")

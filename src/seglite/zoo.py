@@ -210,6 +210,38 @@ for _e in (
         source="third-party copy",
         license="unverified",
     ),
+    ModelEntry(
+        name="camvid",
+        filename="camvid_mnv2_v3plus.safetensors",
+        url="",
+        sha256="70e5061a735f24d0e8b3ce5d670705e91ffad0aaf8b46148a1d5345bd546b6c2",
+        size=3141668,
+        labels="camvid11",
+        input_size=(360, 480),
+        quantized=False,
+        output="logits",
+        description="DeepLab v3+ MobileNetV2 0.5 fine-tuned here on CamVid (11 classes, "
+        "configs/camvid_mnv2_v3plus*.toml); PyTorch checkpoint, needs seglite[torch]",
+        source="seglite (trained from the starter model)",
+        license="CC BY-NC 4.0 (CamVid training data: research use)",
+        packaged=True,
+    ),
+    ModelEntry(
+        name="camvid-lite",
+        filename="camvid_mnv2_v3plus_fp16.tflite",
+        url="",
+        sha256="b09c67e779b2472c724e8a64040f083e3497d2fe006304f7bc916743cb5496de",
+        size=1546314,
+        labels="camvid11",
+        input_size=(360, 480),
+        quantized=False,
+        output="logits",
+        description="the camvid model exported to TFLite (fp16 weights, output stride 8, "
+        "metadata): no torch needed",
+        source="seglite (seglite export of camvid)",
+        license="CC BY-NC 4.0 (CamVid training data: research use)",
+        packaged=True,
+    ),
 ):
     register(_e)
 del _e

@@ -202,8 +202,11 @@ def folder_dataset(
 def detect_kind(root: Path) -> str:
     if (root / "JPEGImages").is_dir() and (root / "SegmentationClass").is_dir():
         return "voc"
-    if any((root / f"{s}annot").is_dir() for s in ("train", "val", "test")):
-        return "camvid"
+    if any(
+        d.name.endswith("annot") and d.is_dir() and (root / d.name[: -len("annot")]).is_dir()
+        for d in root.iterdir()
+    ):
+        return "camvid"  # <split>/ beside <split>annot/, whatever the split is called
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return "folder"
     raise DatasetError(
