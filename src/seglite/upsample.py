@@ -140,18 +140,18 @@ def upsample_category(
         r0, r1, c0, c1 = y0[ys] * w, y1[ys] * w, x0[xs], x1[xs]
         tx, ty = wx[xs][:, None], wy[ys][:, None]
         top = flat.take(r0 + c0, axis=0).astype(np.float32, copy=False)
-        right = flat.take(r0 + c1, axis=0).astype(np.float32, copy=False)
-        right -= top
-        right *= tx
-        top += right
+        delta = flat.take(r0 + c1, axis=0).astype(np.float32, copy=False)
+        delta -= top
+        delta *= tx
+        top += delta  # top row, interpolated along x
         bottom = flat.take(r1 + c0, axis=0).astype(np.float32, copy=False)
-        right = flat.take(r1 + c1, axis=0).astype(np.float32, copy=False)
-        right -= bottom
-        right *= tx
-        bottom += right
+        delta = flat.take(r1 + c1, axis=0).astype(np.float32, copy=False)
+        delta -= bottom
+        delta *= tx
+        bottom += delta  # bottom row, interpolated along x
         bottom -= top
         bottom *= ty
-        top += bottom
+        top += bottom  # then along y
         mask[ys, xs] = top.argmax(axis=1)
     return mask
 
