@@ -26,19 +26,11 @@ def with_argmax_output(data: bytes) -> bytes | None:
     """
     from ai_edge_litert import schema_py_generated as schema
 
+    if not _takes_argmax(data):
+        return None
     model = unpack_model(data)
-    if len(model.subgraphs or []) != 1 or _ints(model.subgraphs[0].outputs) == []:
-        return None
     sg = model.subgraphs[0]
-    scores = sg.tensors[_ints(sg.outputs)[0]]
-    shape = [int(v) for v in (scores.shape if scores.shape is not None else [])]
-    float_or_u8 = (schema.TensorType.FLOAT32, schema.TensorType.UINT8)
-    if len(shape) != 4 or shape[3] < 2 or scores.type not in float_or_u8:
-        return None
-    if scores.type == schema.TensorType.UINT8:
-        q = scores.quantization
-        if q is None or q.scale is None or len(q.scale) != 1 or not q.scale[0] > 0:
-            return None
+    shape = [int(v) for v in sg.tensors[_ints(sg.outputs)[0]].shape]
 
     axis_buffer = len(model.buffers)
     model.buffers.append(aligned_buffer(np.frombuffer(np.int32(3).tobytes(), np.uint8)))
@@ -64,6 +56,27 @@ def with_argmax_output(data: bytes) -> bytes | None:
         entry.name, entry.tensorIndex = ARGMAX_OUTPUT_NAME.encode(), ids_index
         sig.outputs = [*(sig.outputs or []), entry]
     return pack_model(model, len(data))
+
+
+def _takes_argmax(data: bytes) -> bool:
+    """The checks of :func:`with_argmax_output`, read in place (well under a millisecond)
+    so that models it does not apply to skip the full unpacking (15 ms and more)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(data, 0)
+    if model.SubgraphsLength() != 1 or model.Subgraphs(0).OutputsLength() < 1:
+        return False
+    sg = model.Subgraphs(0)
+    scores = sg.Tensors(sg.Outputs(0))
+    shape = scores.ShapeAsNumpy() if scores.ShapeLength() else []
+    if len(shape) != 4 or shape[3] < 2:
+        return False
+    if scores.Type() == schema.TensorType.FLOAT32:
+        return True
+    if scores.Type() != schema.TensorType.UINT8:
+        return False
+    q = scores.Quantization()
+    return q is not None and q.ScaleLength() == 1 and q.Scale(0) > 0
 
 
 def _ints(vector) -> list[int]:
