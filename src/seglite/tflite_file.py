@@ -35,6 +35,13 @@ def pack_model(model, size_hint: int = 0) -> bytes:
     return bytes(builder.Output())
 
 
+def builtin_code(model, op) -> int:
+    """The builtin operator of ``op``: codes past 127 live only in ``builtinCode``, older
+    writers fill only ``deprecatedBuiltinCode``; the larger of the two is the real one."""
+    code = model.operatorCodes[op.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
 def text(s: str | bytes | None) -> str | None:
     """Flatbuffer strings come back as bytes from the object API."""
     return s.decode("utf-8", "replace") if isinstance(s, bytes) else s

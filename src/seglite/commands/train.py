@@ -22,14 +22,16 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers like 321,321, got {text!r}") from None
 
 
-def _bool(text: str) -> bool | str:
-    if text.lower() == "encoder":
-        return "encoder"
+def _freeze_bn(text: str) -> bool | str:
+    if text.lower() in ("encoder", "image_pooling"):
+        return text.lower()
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off"):
         return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected true, false, encoder or image_pooling, got {text!r}"
+    )
 
 
 def _weights(text: str) -> list[float] | str:
@@ -59,8 +61,9 @@ _OVERRIDES = {
     "--output-stride": ("output_stride", int, "training output stride (8/16/32)"),
     "--freeze-bn": (
         "freeze_bn",
-        _bool,
-        "true, false or encoder: keep batch norms fixed (all / backbone+head)",
+        _freeze_bn,
+        "true, false, encoder or image_pooling: keep batch norms fixed "
+        "(all / backbone+head / the ASPP image-pooling branch)",
     ),
     "--seed": ("seed", int, "random seed"),
     "--threads": ("threads", int, "torch threads per process"),

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import OptionError, require
 from ..metadata import SegmentationMetadata, write_metadata
-from ..tflite_file import pack_model
+from ..tflite_file import builtin_code, pack_model
 from .core import ExportError, ExportSource, first_line, normalize
 
 INPUT_NAME = "image"
@@ -247,11 +247,7 @@ def _make_uint8_input(model) -> None:
     sg = model.subgraphs[0]
     index = sg.inputs[0]
     users = [op for op in sg.operators if index in list(op.inputs)]
-    codes = [model.operatorCodes[op.opcodeIndex] for op in users]
-    quantize_code = schema.BuiltinOperator.QUANTIZE
-    if len(users) != 1 or max(codes[0].builtinCode, codes[0].deprecatedBuiltinCode) != (
-        quantize_code
-    ):
+    if len(users) != 1 or builtin_code(model, users[0]) != schema.BuiltinOperator.QUANTIZE:
         raise ExportError("uint8 input needs an int8 model whose input feeds one QUANTIZE op")
     tensor = sg.tensors[index]
     tensor.type = schema.TensorType.UINT8
@@ -369,6 +365,8 @@ def export_tflite(
     say = log or (lambda _msg: None)
     if precision == "int8" and (calibration is None or len(calibration) == 0):
         raise OptionError("int8 needs calibration images (--calibration DIR)")
+    if uint8_input and precision != "int8":
+        raise OptionError("--uint8-input applies to int8 models only")
     num_classes = getattr(model, "num_classes", None)
     if float_model is None:
         h, w = input_size
@@ -379,8 +377,6 @@ def export_tflite(
     if precision != "fp32":
         say(f"quantizing to {precision} with ai-edge-quantizer")
     data = quantize(float_model, precision, calibration=calibration)
-    if uint8_input and precision != "int8":
-        raise OptionError("--uint8-input applies to int8 models only")
     data = repack(data, output_name="classes" if argmax else "logits", uint8_input=uint8_input)
     if metadata is not None:
         data = write_metadata(data, metadata)

@@ -438,7 +438,7 @@ def train(
     resuming = resume and (out / "state.json").is_file()
 
     weight = None
-    if cfg.class_weights in ("median_frequency", "sqrt_median_frequency"):
+    if isinstance(cfg.class_weights, str):  # one of CLASS_WEIGHTINGS (validated)
         w = median_frequency_weights(train_set)
         if cfg.class_weights.startswith("sqrt"):
             w = [v**0.5 for v in w]
