@@ -1,4 +1,4 @@
-"""The one image loader and the one resize: decode anything a user hands in, upright, as RGB.
+"""The one image loader: decode anything a user hands in, upright, as RGB, and fit it to a model.
 
 Decoding is where most of the time outside the model goes, so the loader can ask
 the JPEG decoder for a reduced image (DCT scaling, as Pillow's thumbnail does)
@@ -164,14 +164,31 @@ def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> N
 
 
 def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Bilinear resize to (width, height); antialiased when shrinking.
+    """Bilinear resize of a picture to (width, height); antialiased when shrinking.
 
-    reducing_gap=2 first box-reduces by an integer factor when shrinking more than
-    2x (much faster, visually the same), then filters the rest.
+    For what people look at (overlays, the accurate mode's scaled copies); a model's own
+    input goes through :func:`model_pixels` instead. reducing_gap=2 first box-reduces by
+    an integer factor when shrinking more than 2x (much faster, visually the same).
     """
     if img.size == size:
         return img
     return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def model_pixels(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (h, w, 3) pixels for a model whose input is ``size`` (width, height).
+
+    Box-reduced by whole factors until less than twice ``size`` on each axis; the backend
+    then squashes them to ``size`` with plain bilinear (bilinear.py, inside the model's
+    graph for LiteRT), as the TFLite Task Library and MediaPipe do. Within 2x, bilinear
+    still reads every pixel, so nothing aliases; JPEGs arrive here already reduced by the
+    decoder (load_image's ``min_size``).
+    """
+    fx = max(1, img.width // size[0])
+    fy = max(1, img.height // size[1])
+    if fx > 1 or fy > 1:
+        img = img.reduce((fx, fy))
+    return to_array(img)
 
 
 def to_array(img: Image.Image) -> np.ndarray:

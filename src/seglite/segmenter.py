@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, OptionError
-from .image import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, resize, to_array
+from .image import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, model_pixels
 from .labels import LabelSet, default_label_set, label_set_from_names, read_label_file
 from .result import SegmentationResult, Timings
 from .runtime import Backend, open_backend
@@ -165,7 +165,7 @@ class Segmenter:
                 self.backend, loaded, self.scales, self.flip, t, len(self.label_set)
             )
             return self._finish(loaded, scores, t, probabilities=True)
-        pixels = to_array(resize(loaded.image, (w_in, h_in)))
+        pixels = model_pixels(loaded.image, (w_in, h_in))
         t2 = time.perf_counter()
         t.preprocess = (t2 - t1) * 1e3
         t.invocations = 1

@@ -42,6 +42,62 @@ def builtin_code(model, op) -> int:
     return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
+def ints(vector) -> list[int]:
+    """The object API gives index vectors as numpy arrays, lists or None."""
+    return [] if vector is None else [int(v) for v in vector]
+
+
+def opcode_index(model, builtin: int) -> int:
+    """Index of ``builtin`` in the model's operator codes, added if the model lacks it."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    codes = model.operatorCodes or []
+    for i, code in enumerate(codes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and not code.customCode:
+            return i
+    code = schema.OperatorCodeT()
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(
+        builtin, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES
+    )
+    code.version = 1
+    model.operatorCodes = [*codes, code]
+    return len(model.operatorCodes) - 1
+
+
+def add_tensor(model, subgraph, name: str, shape, dtype: int, data=None, quantization=None) -> int:
+    """Append a tensor (a constant when ``data`` is given) and return its index."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    tensor = schema.TensorT()
+    tensor.name, tensor.shape, tensor.type = name.encode(), [int(v) for v in shape], dtype
+    tensor.buffer = 0
+    if data is not None:
+        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        model.buffers.append(aligned_buffer(raw))
+        tensor.buffer = len(model.buffers) - 1
+    if quantization is not None:
+        scale, zero_point = quantization
+        tensor.quantization = schema.QuantizationParametersT()
+        tensor.quantization.scale = [float(scale)]
+        tensor.quantization.zeroPoint = [int(zero_point)]
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def new_op(model, builtin: int, inputs, outputs, options=None):
+    """An operator (not yet placed in a subgraph); ``options`` is the builtin's ``...OptionsT``."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    op = schema.OperatorT()
+    op.opcodeIndex = opcode_index(model, builtin)
+    op.inputs, op.outputs = [int(i) for i in inputs], [int(i) for i in outputs]
+    if options is not None:
+        op.builtinOptionsType = getattr(schema.BuiltinOptions, type(options).__name__[:-1])
+        op.builtinOptions = options
+    return op
+
+
 def text(s: str | bytes | None) -> str | None:
     """Flatbuffer strings come back as bytes from the object API."""
     return s.decode("utf-8", "replace") if isinstance(s, bytes) else s

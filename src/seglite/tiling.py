@@ -23,7 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from .image import LoadedImage, resize, to_array
+from .bilinear import resize_hwc
+from .image import LoadedImage, model_pixels, resize, to_array
 from .result import Timings
 from .runtime import Backend
 from .upsample import upsample_ids
@@ -57,32 +58,6 @@ def scaled_size(size: tuple[int, int], model_hw: tuple[int, int], scale: float) 
     return max(1, round(w * f)), max(1, round(h * f))
 
 
-def resize_scores(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (h, w, C) scores to (width, height) = ``size``, half-pixel centres.
-
-    Written as a + t * (b - a) with in-place steps: the maps are large (H x W x classes).
-    """
-    from .upsample import _axis
-
-    h, w, _ = scores.shape
-    out_w, out_h = size
-    if (h, w) == (out_h, out_w):
-        return scores
-    y0, y1, wy = _axis(h, out_h)
-    x0, x1, wx = _axis(w, out_w)
-    rows = scores.take(y0, axis=0)
-    step = scores.take(y1, axis=0)
-    step -= rows
-    step *= wy[:, None, None]
-    rows += step
-    out = rows.take(x0, axis=1)
-    step = rows.take(x1, axis=1)
-    step -= out
-    step *= wx[None, :, None]
-    out += step
-    return out
-
-
 def _softmax_inplace(scores: np.ndarray) -> np.ndarray:
     scores -= scores.max(axis=-1, keepdims=True)
     np.exp(scores, out=scores)
@@ -107,10 +82,11 @@ class _Fuser:
         return out
 
     def add(self, target: np.ndarray, pixels: np.ndarray) -> None:
-        """Add one tile's probabilities (or one-hot votes) into ``target`` (th, tw, C)."""
+        """Add the probabilities (or one-hot votes) for ``pixels`` into ``target`` (th, tw, C);
+        the backend squashes pixels of another size to its input."""
         out = self._run(pixels)
         t0 = time.perf_counter()
-        th, tw = pixels.shape[:2]
+        th, tw = target.shape[:2]
         if out.ndim == 2:
             if out.shape != (th, tw):
                 out = upsample_ids(out, (tw, th))
@@ -120,14 +96,14 @@ class _Fuser:
         else:
             probs = _softmax_inplace(out.astype(np.float32))
             if probs.shape[:2] != (th, tw):
-                probs = resize_scores(probs, (tw, th))
+                probs = resize_hwc(probs, (tw, th))
             target += probs
         self.t.postprocess += (time.perf_counter() - t0) * 1e3
 
     def squash(self, img: Image.Image) -> np.ndarray:
         h_in, w_in = self.backend.input_size
         t0 = time.perf_counter()
-        pixels = to_array(resize(img, (w_in, h_in)))
+        pixels = model_pixels(img, (w_in, h_in))
         self.t.preprocess += (time.perf_counter() - t0) * 1e3
         total = np.zeros((h_in, w_in, self.num_classes), dtype=np.float32)
         self.add(total, pixels)
@@ -186,7 +162,7 @@ def fused_scores(
             t0 = time.perf_counter()
             if mirrored:
                 probs = probs[:, ::-1]
-            fused += resize_scores(probs, work)
+            fused += resize_hwc(probs, work)
             passes += 1
             timings.postprocess += (time.perf_counter() - t0) * 1e3
     fused /= passes

@@ -7,8 +7,7 @@ of an output pixel share one argmax, the interpolated scores (a convex combinati
 have that same argmax, so only pixels near a class boundary need the full
 computation. The result is exactly the full computation's, at a fraction of its cost.
 
-Coordinates follow the half-pixel convention (align_corners=False), as Pillow,
-OpenCV and TF2 resize do.
+Coordinates follow bilinear.py's convention (half-pixel centres).
 """
 
 from __future__ import annotations
@@ -17,16 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-
-@lru_cache(maxsize=32)
-def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices (i0, i1) and weight of i1 for each output coordinate."""
-    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    src = np.clip(src, 0, n_in - 1)
-    i0 = np.floor(src).astype(np.intp)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w1 = (src - i0).astype(np.float32)
-    return i0, i1, w1
+from .bilinear import axis
 
 
 @lru_cache(maxsize=32)
@@ -87,7 +77,7 @@ def _uniform_cells(labels: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _spans(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """For each input index i, the range [start, end) of outputs whose i0 is i."""
-    i0, _, _ = _axis(n_in, n_out)
+    i0, _, _ = axis(n_in, n_out)
     idx = np.arange(n_in)
     return np.searchsorted(i0, idx, "left"), np.searchsorted(i0, idx, "right")
 
@@ -130,8 +120,8 @@ def upsample_category(
         low = argmax_scores(scores)
     if (h, w) == (out_h, out_w):
         return low
-    y0, y1, wy = _axis(h, out_h)
-    x0, x1, wx = _axis(w, out_w)
+    y0, y1, wy = axis(h, out_h)
+    x0, x1, wx = axis(w, out_w)
     mask = low.take(x0, axis=1).take(y0, axis=0)  # gather on the short side first
     ys, xs = _boundary_pixels(_uniform_cells(low), out_h, out_w)
     if ys.size:
@@ -173,8 +163,8 @@ def upsample_bilinear(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     out_w, out_h = size
     if (h, w) == (out_h, out_w):
         return planes.astype(np.float32, copy=False)
-    y0, y1, wy = _axis(h, out_h)
-    x0, x1, wx = _axis(w, out_w)
+    y0, y1, wy = axis(h, out_h)
+    x0, x1, wx = axis(w, out_w)
     rows = planes[:, y0, :] * (1 - wy)[None, :, None] + planes[:, y1, :] * wy[None, :, None]
     out = rows[:, :, x0] * (1 - wx)[None, None, :]
     out += rows[:, :, x1] * wx[None, None, :]

@@ -1,8 +1,9 @@
 """One Backend protocol for every runtime; the Segmenter never knows which one it drives.
 
-A backend takes uint8 RGB pixels (NHWC, already at the model's input size) and
-returns either float class scores (NHWC) or class ids (NHW). Normalization and
-quantization are the backend's business, read from the model file.
+A backend takes uint8 RGB pixels (NHWC) of any size, squashes them to the model's
+input size (bilinear.py's convention; image.model_pixels has already box-reduced big
+photos) and returns either float class scores (NHWC) or class ids (NHW). The squash,
+normalization and quantization are the backend's business, read from the model file.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Backend(Protocol):
     num_threads: int
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 RGB (N, H, W, 3) -> scores (N, h, w, C) float or ids (N, h, w).
+        """uint8 RGB (N, H, W, 3), any H and W -> scores (N, h, w, C) float or ids (N, h, w).
 
         The returned array may be a buffer reused by the next call: copy it to keep it.
         """
@@ -105,6 +106,17 @@ def read_model_file(path: Path) -> bytes:
     if not data:
         raise ModelError(f"{path}: empty model file")
     return data
+
+
+def fit_pixels(pixels: np.ndarray, size: tuple[int, int], raw: bool) -> np.ndarray:
+    """(N, h, w, 3) uint8 pixels brought to ``size`` (height, width) by bilinear.squash:
+    float32 for models that normalize, rounded uint8 for ``raw`` (quantized) inputs."""
+    if pixels.shape[1:3] == tuple(size):
+        return pixels
+    from ..bilinear import squash
+
+    out = squash(pixels, size)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8) if raw else out
 
 
 def normalize_into(out: np.ndarray, pixels: np.ndarray, mean, std) -> None:

@@ -12,7 +12,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..errors import ModelError
-from . import normalize_into, read_model_file
+from . import fit_pixels, normalize_into, read_model_file
 
 T = TypeVar("T")
 DEFAULT_MEAN = (127.5,)
@@ -49,41 +49,73 @@ class LiteRTBackend:
         data = read_model_file(self.path)
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{self.path}: not a TFLite model file (no TFL3 identifier)")
-        self._ids_index: int | None = None
-        fused = self._fused_interpreter(data) if fuse_argmax else None
-        self._interp = fused or self._interpreter(data)
+        # The model as it is (the flatbuffer verified on the way): its signature and metadata.
+        self._interp = self._interpreter(data, allocate=False)
         self._read_signature(data)
-        if fused is not None:
-            self._ids_index = self._interp.get_output_details()[-1]["index"]
+        self._ids_index: int | None = None
+        self._image_index: int | None = None
+        self._image_shape: tuple[int, ...] | None = None
+        if not self._rewrite(data, fuse_argmax):
+            self._allocate(self._interp)
 
-    def _interpreter(self, data: bytes):
+    def _interpreter(self, data: bytes, allocate: bool = True):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
             with _quiet_stderr():
                 interp = Interpreter(model_content=data, num_threads=self.num_threads)
-                interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(
-                f"{self.path}: the TFLite runtime cannot load this model ({first})"
-            ) from None
+            raise self._load_error(exc) from None
+        if allocate:
+            self._allocate(interp)
         return interp
 
-    def _fused_interpreter(self, data: bytes):
-        """The model with its ARG_MAX output, or None (not a logits model, or the rewrite
-        fails for any reason: then the plain model is used, only a little slower)."""
-        from .fused_argmax import with_argmax_output
+    def _allocate(self, interp) -> None:
+        try:
+            with _quiet_stderr():
+                interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise self._load_error(exc) from None
+
+    def _load_error(self, exc: Exception) -> ModelError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ModelError(f"{self.path}: the TFLite runtime cannot load this model ({first})")
+
+    def _rewrite(self, data: bytes, fuse_argmax: bool) -> bool:
+        """Load the model with its input squash (image_input) and, if asked, its ARG_MAX
+        output (fused_argmax) built into the graph. False, and the plain model kept, where
+        neither applies or the rewrite fails for any reason: that costs speed, not results
+        (the numpy squash in :meth:`_invoke` takes over)."""
+        from ..tflite_file import pack_model, unpack_model
+        from .fused_argmax import add_argmax_output
+        from .image_input import add_image_input
 
         try:
-            fused = with_argmax_output(data)
-            return self._interpreter(fused) if fused is not None else None
+            model = unpack_model(data)
+            fused = fuse_argmax and add_argmax_output(model)
+            takes_images = add_image_input(model, self.mean, self.std)
+            if not (fused or takes_images):
+                return False
+            interp = self._interpreter(pack_model(model, len(data)))
         except Exception:  # noqa: BLE001 - an optimisation must never break loading
-            return None
+            return False
+        self._interp = interp
+        outputs = interp.get_output_details()
+        if fused:
+            self._ids_index = outputs[-1]["index"]
+        if takes_images:
+            detail = interp.get_input_details()[0]
+            self._image_index = detail["index"]
+            self._image_shape = tuple(int(v) for v in detail["shape"])
+        return True
 
     @property
     def fused_argmax(self) -> bool:
         return self._ids_index is not None
+
+    @property
+    def squashes_in_graph(self) -> bool:
+        return self._image_index is not None
 
     def _read_signature(self, data: bytes) -> None:
         ins = self._interp.get_input_details()
@@ -154,9 +186,23 @@ class LiteRTBackend:
         self._out_buf = None
 
     def _invoke(self, pixels: np.ndarray) -> None:
+        """Run on uint8 RGB (N, h, w, 3) of any size: squashed to the input size in the
+        graph where the model was rewritten for it, else here (fit_pixels)."""
         if pixels.ndim == 3:
             pixels = pixels[None]
+        if self._image_index is not None:
+            if pixels.shape != self._image_shape:
+                self._interp.resize_tensor_input(self._image_index, list(pixels.shape))
+                self._interp.allocate_tensors()
+                self._image_shape = pixels.shape
+                self._out_buf = None
+            view = self._interp.tensor(self._image_index)()
+            view[...] = pixels
+            del view
+            self._interp.invoke()
+            return
         self._set_batch(pixels.shape[0])
+        pixels = fit_pixels(pixels, self.input_size, raw=self.input_dtype != np.float32)
         view = self._interp.tensor(self._in_index)()
         if self.input_dtype == np.float32:
             normalize_into(view, pixels, self.mean, self.std)

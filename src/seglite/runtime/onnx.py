@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, require
-from . import normalize_into, read_model_file
+from . import fit_pixels, normalize_into, read_model_file
 
 DEFAULT_MEAN = (127.5,)
 DEFAULT_STD = (127.5,)
@@ -208,14 +208,10 @@ class OnnxBackend:
         return self._in_buf
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 RGB (N, H, W, 3) -> scores (N, h, w, C) float32 or ids (N, h, w)."""
+        """uint8 RGB (N, H, W, 3), any H and W -> scores (N, h, w, C) float32 or ids (N, h, w)."""
         if pixels.ndim == 3:
             pixels = pixels[None]
-        h, w = self.input_size
-        if pixels.shape[1:] != (h, w, 3):
-            raise ModelError(
-                f"{self.path}: input pixels of shape {pixels.shape[1:]}, expected {(h, w, 3)}"
-            )
+        pixels = fit_pixels(pixels, self.input_size, raw=self.input_dtype == np.uint8)
         if self._fixed_batch == 1 and pixels.shape[0] > 1:
             return np.concatenate([self.run(p[None]).copy() for p in pixels])
         feed = {self._in_name: self._prepare(pixels)}

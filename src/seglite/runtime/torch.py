@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, require
+from . import fit_pixels
 
 DEFAULT_INPUT_SIZE = (513, 513)
 
@@ -83,11 +84,13 @@ class TorchBackend:
         self.model.set_output_stride(output_stride)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 RGB (N, H, W, 3) -> float32 logits (N, H, W, C) at the input's size."""
+        """uint8 RGB (N, H, W, 3), any H and W -> float32 logits (N, h, w, C) at the model's
+        input size (the model is fully convolutional, but trained and evaluated there)."""
         torch = self._torch
         if pixels.ndim == 3:
             pixels = pixels[None]
-        x = torch.from_numpy(np.require(pixels, np.uint8, ["C", "W"])).to(self.device)
+        pixels = fit_pixels(pixels, self.input_size, raw=False)
+        x = torch.from_numpy(np.require(pixels, None, ["C", "W"])).to(self.device)
         x = x.permute(0, 3, 1, 2).float().sub_(127.5).div_(127.5)
         with torch.inference_mode():
             y = self.model(x)
