@@ -16,7 +16,13 @@ def smooth_scores(h, w, c, seed=0):
 
 @pytest.mark.parametrize(
     "low, out",
-    [((257, 257), (640, 480)), ((33, 65), (1000, 7)), ((20, 30), (30, 20)), ((5, 5), (3000, 20))],
+    [
+        ((257, 257), (640, 480)),
+        ((33, 65), (1000, 7)),
+        ((20, 30), (30, 20)),
+        ((5, 5), (3000, 20)),
+        ((33, 33), (1200, 900)),  # many pixels a cell: the candidate-class path
+    ],
 )
 def test_matches_naive_full_computation(low, out):
     scores = smooth_scores(*low, 21)
@@ -24,6 +30,30 @@ def test_matches_naive_full_computation(low, out):
     fast = upsample_category(scores, out)
     assert fast.shape == (out[1], out[0])
     assert (fast == naive).mean() > 0.9999  # equal up to float ties
+
+
+@pytest.mark.parametrize(
+    "low, classes, out", [((65, 65), 21, (1920, 1080)), ((40, 40), 151, (900, 700))]
+)
+def test_candidate_classes_change_no_pixel(monkeypatch, low, classes, out):
+    """Cutting each cell to the classes that can win there is bit for bit the same as
+    interpolating every class (the per-pixel path), ties included."""
+    import seglite.upsample as up
+
+    scores = smooth_scores(*low, classes, seed=4)
+    scores[10:20, 10:20, :3] = 2.0  # exact ties between classes
+    assert up._cells_pay_off(*_boundary_counts(scores, out), classes)
+    fast = upsample_category(scores, out)
+    monkeypatch.setattr(up, "_cells_pay_off", lambda *args: False)
+    assert np.array_equal(fast, upsample_category(scores, out))
+
+
+def _boundary_counts(scores, out):
+    import seglite.upsample as up
+
+    low = scores.argmax(-1)
+    ys, _, ci, _, _ = up._boundary_pixels(up._uniform_cells(low), out[1], out[0])
+    return ys.size, ci.size
 
 
 def test_identity_size_is_plain_argmax():
