@@ -25,18 +25,41 @@ def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i0, i1, w1
 
 
+@lru_cache(maxsize=64)
+def align_corners_axis(n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same tables for align-corners upsampling by a whole ``factor`` (the last op of
+    the DeepLab TFLite models): output i sits at input i / factor, corners on corners."""
+    n_out = (n_in - 1) * factor + 1
+    i0 = np.minimum(np.arange(n_out) // factor, max(n_in - 2, 0))
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = ((np.arange(n_out) - i0 * factor) / factor).astype(np.float32)
+    return i0, i1, w1
+
+
 def resize_hwc(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w, C) -> (out_h, out_w, C) float32 for ``size`` = (width, height); no antialiasing.
 
-    Written as a + t * (b - a) with in-place steps: score maps are large (H x W x classes).
     Returns ``x`` itself when it already has that size.
     """
     h, w = x.shape[:2]
     out_w, out_h = size
     if (h, w) == (out_h, out_w):
         return x
-    y0, y1, wy = axis(h, out_h)
-    x0, x1, wx = axis(w, out_w)
+    return _resample(x, axis(h, out_h), axis(w, out_w))
+
+
+def upsample_align_corners(x: np.ndarray, factor: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) -> ((h-1) * fy + 1, (w-1) * fx + 1, C) float32: what a model's cut final
+    RESIZE_BILINEAR(align_corners=True) would have returned (runtime/final_resize.py)."""
+    return _resample(x, align_corners_axis(x.shape[0], factor[0]),
+                     align_corners_axis(x.shape[1], factor[1]))  # fmt: skip
+
+
+def _resample(x: np.ndarray, rows_table, cols_table) -> np.ndarray:
+    """Separable bilinear with (i0, i1, w1) tables, written as a + t * (b - a) with in-place
+    steps: score maps are large (H x W x classes)."""
+    y0, y1, wy = rows_table
+    x0, x1, wx = cols_table
     rows = x.take(y0, axis=0).astype(np.float32, copy=False)
     step = x.take(y1, axis=0).astype(np.float32, copy=False)
     step -= rows

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .coarse_upsample import upsample_category_coarse
 from .errors import ModelError, OptionError
 from .image import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, model_pixels
 from .labels import LabelSet, default_label_set, label_set_from_names, read_label_file
@@ -97,6 +98,7 @@ class Segmenter:
             backend=backend,
             num_threads=num_threads,
             fuse_argmax=output_category_mask and not self.accurate,
+            cut_final_resize=not output_confidence_masks,
         )
         if output_confidence_masks and self.backend.output_kind == "argmax":
             raise OptionError(
@@ -169,13 +171,21 @@ class Segmenter:
         t2 = time.perf_counter()
         t.preprocess = (t2 - t1) * 1e3
         t.invocations = 1
-        if getattr(self.backend, "fused_argmax", False):
+        factor = getattr(self.backend, "coarse_factor", None)
+        # A service may ask this Segmenter's copy for confidence masks (serve/pool.py): a
+        # backend without the model's final upsampling then takes the general path.
+        if getattr(self.backend, "fused_argmax", False) and not (
+            factor and self.output_confidence_masks
+        ):
 
             def masks(scores: np.ndarray, ids: np.ndarray):
                 t3 = time.perf_counter()
                 t.invoke = (t3 - t2) * 1e3
-                low = ids[0].astype(np.uint8 if scores.shape[-1] <= 256 else np.uint16)
-                out = self._masks(scores[0], loaded.size, low)
+                if factor:
+                    out = upsample_category_coarse(scores[0], ids[0], factor, loaded.size), None
+                else:
+                    low = ids[0].astype(np.uint8 if scores.shape[-1] <= 256 else np.uint16)
+                    out = self._masks(scores[0], loaded.size, low)
                 t.postprocess += (time.perf_counter() - t3) * 1e3
                 return out
 

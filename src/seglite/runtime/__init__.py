@@ -75,11 +75,15 @@ def open_backend(
     backend: str = "auto",
     num_threads: int | None = None,
     fuse_argmax: bool = False,
+    cut_final_resize: bool = False,
 ) -> Backend:
     """Open a model file with the runtime that fits it.
 
     ``fuse_argmax`` asks a runtime that can for the argmax inside the model's graph
     (LiteRT: see fused_argmax); check ``getattr(backend, "fused_argmax", False)``.
+    ``cut_final_resize`` (with ``fuse_argmax``) also lets LiteRT drop a final whole-factor
+    upsampling of the scores (see final_resize): ``backend.coarse_factor`` then says by
+    how much the scores it returns are coarser than the model's output.
     """
     path = Path(path)
     kind = backend_for(path, backend)
@@ -87,7 +91,9 @@ def open_backend(
     if kind == "litert":
         from .litert import LiteRTBackend
 
-        return LiteRTBackend(path, num_threads=threads, fuse_argmax=fuse_argmax)
+        return LiteRTBackend(
+            path, num_threads=threads, fuse_argmax=fuse_argmax, cut_final_resize=cut_final_resize
+        )
     if kind == "onnx":
         from .onnx import OnnxBackend
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from ..bilinear import upsample_align_corners
 from ..errors import ModelError
 from . import fit_pixels, normalize_into, read_model_file
 
@@ -41,9 +42,19 @@ def _quiet_stderr():
 class LiteRTBackend:
     name = "litert"
 
-    def __init__(self, path: Path, *, num_threads: int = 2, fuse_argmax: bool = False):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        num_threads: int = 2,
+        fuse_argmax: bool = False,
+        cut_final_resize: bool = False,
+    ):
         """``fuse_argmax``: append an ARG_MAX output to a logits model (see fused_argmax),
-        for callers that want the category mask through :meth:`run_reduced`."""
+        for callers that want the category mask through :meth:`run_reduced`;
+        ``cut_final_resize`` (with it): drop a final whole-factor upsampling of the scores
+        first (see final_resize), so that :meth:`run` and :meth:`run_reduced` hand over
+        scores ``coarse_factor`` times coarser than the model's output."""
         self.path = Path(path)
         self.num_threads = num_threads
         data = read_model_file(self.path)
@@ -55,7 +66,8 @@ class LiteRTBackend:
         self._ids_index: int | None = None
         self._image_index: int | None = None
         self._image_shape: tuple[int, ...] | None = None
-        if not self._rewrite(data, fuse_argmax):
+        self.coarse_factor: tuple[int, int] | None = None
+        if not self._rewrite(data, fuse_argmax, fuse_argmax and cut_final_resize):
             self._allocate(self._interp)
 
     def _interpreter(self, data: bytes, allocate: bool = True):
@@ -81,18 +93,23 @@ class LiteRTBackend:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ModelError(f"{self.path}: the TFLite runtime cannot load this model ({first})")
 
-    def _rewrite(self, data: bytes, fuse_argmax: bool) -> bool:
-        """Load the model with its input squash (image_input) and, if asked, its ARG_MAX
-        output (fused_argmax) built into the graph. False, and the plain model kept, where
+    def _rewrite(self, data: bytes, fuse_argmax: bool, cut_final_resize: bool) -> bool:
+        """Load the model with its input squash (image_input) and, if asked, without its
+        final upsampling (final_resize) and with its ARG_MAX output (fused_argmax), all
+        built into the graph. False, and the plain model kept, where
         neither applies or the rewrite fails for any reason: that costs speed, not results
         (the numpy squash in :meth:`_invoke` takes over)."""
         from ..tflite_file import pack_model, unpack_model
+        from .final_resize import cut_final_resize as cut
         from .fused_argmax import add_argmax_output
         from .image_input import add_image_input
 
         try:
             model = unpack_model(data)
+            factor = cut(model) if cut_final_resize else None
             fused = fuse_argmax and add_argmax_output(model)
+            if factor and not fused:
+                return False  # coarse scores only make sense with their argmax
             takes_images = add_image_input(model, self.mean, self.std)
             if not (fused or takes_images):
                 return False
@@ -100,7 +117,9 @@ class LiteRTBackend:
         except Exception:  # noqa: BLE001 - an optimisation must never break loading
             return False
         self._interp = interp
+        self.coarse_factor = factor
         outputs = interp.get_output_details()
+        self._out_index = outputs[0]["index"]
         if fused:
             self._ids_index = outputs[-1]["index"]
         if takes_images:
@@ -217,8 +236,13 @@ class LiteRTBackend:
         self._interp.invoke()
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
+        """The model's scores (or ids) at its own output size, whatever was cut from it."""
         self._invoke(pixels)
         out = self._interp.tensor(self._out_index)()
+        if self.coarse_factor:
+            fine = np.stack([upsample_align_corners(o, self.coarse_factor) for o in out])
+            del out
+            return fine
         if self._out_buf is None or self._out_buf.shape != out.shape:
             dtype = np.float32 if self._out_quant else out.dtype
             self._out_buf = np.empty(out.shape, dtype=dtype)

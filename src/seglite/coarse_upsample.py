@@ -1,0 +1,101 @@
+"""The category mask straight from a model's coarse scores, through its cut final upsampling.
+
+A model whose last op was a whole-factor align-corners upsampling (runtime/final_resize.py
+cuts it) hands over coarse scores, e.g. 33x33 for the starter, and the mask must be what
+the full chain gives: argmax of the half-pixel bilinear upsampling (upsample.py) of the
+align-corners bilinear upsampling (the cut op) of those scores. Both steps only ever
+average, so the reasoning of upsample.py applies at each level:
+
+1. coarse cells whose four corners share their argmax hold that class everywhere;
+2. in the other cells, only the classes that can win there (upsample._candidates) are
+   interpolated, at the cut op's grid points: this rebuilds its argmax map, and its
+   scores for the few candidate classes;
+3. output pixels are then interpolated only in the grid cells where that argmax changes,
+   from the cell's candidate scores.
+
+The result equals the full chain in exact arithmetic; in float32, pixels where two
+classes tie to within rounding may resolve either way (as between two runtimes).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .bilinear import axis
+from .upsample import _boundary_pixels, _candidates, _lerp, _uniform_cells
+
+
+@lru_cache(maxsize=32)
+def _cells(n_coarse: int, factor: int) -> np.ndarray:
+    """Coarse cell of each fine index under align-corners upsampling by ``factor``."""
+    n_fine = (n_coarse - 1) * factor + 1
+    return np.minimum(np.arange(n_fine) // factor, n_coarse - 2)
+
+
+def upsample_category_coarse(
+    coarse: np.ndarray, low: np.ndarray, factor: tuple[int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """Category mask (out_h, out_w) for ``size`` = (width, height) from (hc, wc, C) coarse
+    scores, their argmax ``low`` and the cut upsampling's whole ``factor`` (fy, fx)."""
+    hc, wc, _ = coarse.shape
+    fy, fx = factor
+    hf, wf = (hc - 1) * fy + 1, (wc - 1) * fx + 1
+    out_w, out_h = size
+    low = low.astype(np.uint8 if coarse.shape[2] <= 256 else np.uint16, copy=False)
+    cy, cx = _cells(hc, fy), _cells(wc, fx)
+
+    # 1. The fine argmax map: each fine pixel takes its coarse cell's class where the cell
+    #    is uniform; the others are overwritten in step 2.
+    uniform = _uniform_cells(low)[:-1, :-1]
+    fine = low[:-1, :-1].take(cx, axis=1).take(cy, axis=0)
+    ci, cj = np.nonzero(~uniform)
+    if ci.size:
+        # 2. Non-uniform cells: their (fy+1) x (fx+1) grid points, candidate classes only.
+        rows = np.stack([ci, ci, ci + 1, ci + 1], axis=1)
+        cols = np.stack([cj, cj + 1, cj, cj + 1], axis=1)
+        corners = coarse[rows, cols].astype(np.float32)  # (n, 4, C)
+        classes = _candidates(corners, low[rows, cols].astype(np.intp))
+        corners = np.take_along_axis(corners, np.maximum(classes, 0)[:, None, :], axis=2)
+        corners[np.broadcast_to(classes[:, None, :] < 0, corners.shape)] = -3e38
+        ty = (np.arange(fy + 1, dtype=np.float32) / fy)[None, :, None, None]
+        tx = (np.arange(fx + 1, dtype=np.float32) / fx)[None, :, None]
+        top = corners[:, 0, None] + (corners[:, 1] - corners[:, 0])[:, None] * tx
+        bottom = corners[:, 2, None] + (corners[:, 3] - corners[:, 2])[:, None] * tx
+        grid = top[:, None] + (bottom - top)[:, None] * ty  # (n, fy+1, fx+1, K)
+        n = np.arange(ci.size)[:, None, None]
+        gy = ci[:, None, None] * fy + np.arange(fy + 1)[None, :, None]
+        gx = cj[:, None, None] * fx + np.arange(fx + 1)[None, None, :]
+        fine[gy, gx] = classes[n, grid.argmax(axis=3)]
+
+    if (hf, wf) == (out_h, out_w):
+        return fine
+    y0, y1, wy = axis(hf, out_h)
+    x0, x1, wx = axis(wf, out_w)
+    mask = fine.take(x0, axis=1).take(y0, axis=0)
+    if not ci.size:
+        return mask
+    # 3. Output pixels in fine cells whose argmax changes: interpolate the candidate scores
+    #    of the coarse cell that holds the fine cell.
+    ys, xs, fi, fj, cell = _boundary_pixels(_uniform_cells(fine), out_h, out_w)
+    block = np.full((hc - 1, wc - 1), -1, dtype=np.intp)
+    block[ci, cj] = np.arange(ci.size)
+    owner = block[cy[fi], cx[fj]]
+    # A fine cell inside a uniform coarse cell can differ only by float rounding at its
+    # edge: it keeps the coarse cell's class.
+    if (owner < 0).any():
+        keep = owner[cell] >= 0
+        ys, xs, cell = ys[keep], xs[keep], cell[keep]
+    if not ys.size:
+        return mask
+    dy, dx = fi - cy[fi] * fy, fj - cx[fj] * fx
+    dy1 = np.minimum(fi + 1, hf - 1) - cy[fi] * fy
+    dx1 = np.minimum(fj + 1, wf - 1) - cx[fj] * fx
+    o = np.maximum(owner, 0)
+    tl, tr, bl, br = grid[o, dy, dx], grid[o, dy, dx1], grid[o, dy1, dx], grid[o, dy1, dx1]
+    tx, ty = wx[xs][:, None], wy[ys][:, None]
+    best = _lerp(tl.take(cell, 0), (tr - tl).take(cell, 0), bl.take(cell, 0),
+                 (br - bl).take(cell, 0), tx, ty)  # fmt: skip
+    mask[ys, xs] = classes[o[cell], best]
+    return mask
