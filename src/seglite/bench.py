@@ -417,7 +417,10 @@ class _Session:
         else:
             from .runtime import open_backend
 
-            backend = open_backend(cfg.path, backend=cfg.backend, num_threads=cfg.threads)
+            # The model as it is, as benchmark_model runs it: no graph rewrites.
+            backend = open_backend(
+                cfg.path, backend=cfg.backend, num_threads=cfg.threads, rewrite=False
+            )
             self._closer = backend.close
         init_ms = _ms_since(t0)
         rss_init = rss_mb()

@@ -76,6 +76,7 @@ def open_backend(
     num_threads: int | None = None,
     fuse_argmax: bool = False,
     cut_final_resize: bool = False,
+    rewrite: bool = True,
 ) -> Backend:
     """Open a model file with the runtime that fits it.
 
@@ -83,7 +84,9 @@ def open_backend(
     (LiteRT: see fused_argmax); check ``getattr(backend, "fused_argmax", False)``.
     ``cut_final_resize`` (with ``fuse_argmax``) also lets LiteRT drop a final whole-factor
     upsampling of the scores (see final_resize): ``backend.coarse_factor`` then says by
-    how much the scores it returns are coarser than the model's output.
+    how much the scores it returns are coarser than the model's output. ``rewrite=False``
+    runs a LiteRT model exactly as it is (no input squash in the graph either), as
+    benchmark_model does.
     """
     path = Path(path)
     kind = backend_for(path, backend)
@@ -92,7 +95,11 @@ def open_backend(
         from .litert import LiteRTBackend
 
         return LiteRTBackend(
-            path, num_threads=threads, fuse_argmax=fuse_argmax, cut_final_resize=cut_final_resize
+            path,
+            num_threads=threads,
+            fuse_argmax=fuse_argmax,
+            cut_final_resize=cut_final_resize,
+            rewrite=rewrite,
         )
     if kind == "onnx":
         from .onnx import OnnxBackend

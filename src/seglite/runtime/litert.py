@@ -49,12 +49,14 @@ class LiteRTBackend:
         num_threads: int = 2,
         fuse_argmax: bool = False,
         cut_final_resize: bool = False,
+        rewrite: bool = True,
     ):
         """``fuse_argmax``: append an ARG_MAX output to a logits model (see fused_argmax),
         for callers that want the category mask through :meth:`run_reduced`;
         ``cut_final_resize`` (with it): drop a final whole-factor upsampling of the scores
         first (see final_resize), so that :meth:`run` and :meth:`run_reduced` hand over
-        scores ``coarse_factor`` times coarser than the model's output."""
+        scores ``coarse_factor`` times coarser than the model's output; ``rewrite=False``:
+        none of these, nor the input squash (image_input): the model exactly as it is."""
         self.path = Path(path)
         self.num_threads = num_threads
         data = read_model_file(self.path)
@@ -67,7 +69,7 @@ class LiteRTBackend:
         self._image_index: int | None = None
         self._image_shape: tuple[int, ...] | None = None
         self.coarse_factor: tuple[int, int] | None = None
-        if not self._rewrite(data, fuse_argmax, fuse_argmax and cut_final_resize):
+        if not (rewrite and self._rewrite(data, fuse_argmax, fuse_argmax and cut_final_resize)):
             self._allocate(self._interp)
 
     def _interpreter(self, data: bytes, allocate: bool = True):
