@@ -54,8 +54,9 @@ class LiteRTBackend:
         """``fuse_argmax``: append an ARG_MAX output to a logits model (see fused_argmax),
         for callers that want the category mask through :meth:`run_reduced`;
         ``cut_final_resize`` (with it): drop a final whole-factor upsampling of the scores
-        first (see final_resize), so that :meth:`run` and :meth:`run_reduced` hand over
-        scores ``coarse_factor`` times coarser than the model's output; ``rewrite=False``:
+        first (see final_resize), so that :meth:`run_reduced` hands over scores
+        ``coarse_factor`` times coarser than the model's output (:meth:`run` redoes the
+        upsampling in numpy); ``rewrite=False``:
         none of these, nor the input squash (image_input): the model exactly as it is."""
         self.path = Path(path)
         self.num_threads = num_threads
@@ -98,9 +99,9 @@ class LiteRTBackend:
     def _rewrite(self, data: bytes, fuse_argmax: bool, cut_final_resize: bool) -> bool:
         """Load the model with its input squash (image_input) and, if asked, without its
         final upsampling (final_resize) and with its ARG_MAX output (fused_argmax), all
-        built into the graph. False, and the plain model kept, where
-        neither applies or the rewrite fails for any reason: that costs speed, not results
-        (the numpy squash in :meth:`_invoke` takes over)."""
+        built into the graph. False, and the plain model kept, where neither applies or the
+        rewrite fails for any reason: that costs speed, not results (the numpy squash in
+        :meth:`_invoke` takes over)."""
         from ..tflite_file import pack_model, unpack_model
         from .final_resize import cut_final_resize as cut
         from .fused_argmax import add_argmax_output
