@@ -11,6 +11,7 @@ from seglite import Segmenter
 from seglite.errors import ModelError
 from seglite.runtime import open_backend
 from seglite.runtime.fused_argmax import add_argmax_output, takes_argmax
+from seglite.runtime.litert import _rewritten_model
 from seglite.tflite_file import pack_model, unpack_model
 
 LOGIT_MODELS = [
@@ -94,7 +95,9 @@ def test_a_failed_rewrite_falls_back_to_the_plain_model(monkeypatch):
         raise RuntimeError("rewrite failed")
 
     monkeypatch.setattr(fa, "add_argmax_output", broken)
+    _rewritten_model.cache_clear()  # the good rewrite above is cached
     seg = Segmenter("deeplabv3", num_threads=2)
+    _rewritten_model.cache_clear()
     assert not seg.backend.fused_argmax and not seg.backend.squashes_in_graph
     mask = seg.segment(EXAMPLES / "astronaut.jpg").category_mask
     assert mask.shape == (512, 512)

@@ -43,6 +43,8 @@ def add_image_input(model, mean, std) -> bool:
     dtype = sg.tensors[old].type
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or min(shape) < 1:
         return False
+    if any(d < 0 for d in ints(sg.tensors[old].shapeSignature)[1:3]):
+        return False  # no fixed size to squash to
     quant = _quantization(sg.tensors[old])
     if not (dtype == T.FLOAT32 or (dtype == T.UINT8 and quant is not None)):
         return False

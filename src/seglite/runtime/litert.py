@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -102,21 +103,14 @@ class LiteRTBackend:
         built into the graph. False, and the plain model kept, where neither applies or the
         rewrite fails for any reason: that costs speed, not results (the numpy squash in
         :meth:`_invoke` takes over)."""
-        from ..tflite_file import pack_model, unpack_model
-        from .final_resize import cut_final_resize as cut
-        from .fused_argmax import add_argmax_output
-        from .image_input import add_image_input
-
+        mean = tuple(float(v) for v in np.ravel(self.mean))
+        std = tuple(float(v) for v in np.ravel(self.std))
+        rewritten = _rewritten_model(data, fuse_argmax, cut_final_resize, mean, std)
+        if rewritten is None:
+            return False
+        model, factor, fused, takes_images = rewritten
         try:
-            model = unpack_model(data)
-            factor = cut(model) if cut_final_resize else None
-            fused = fuse_argmax and add_argmax_output(model)
-            if factor and not fused:
-                return False  # coarse scores only make sense with their argmax
-            takes_images = add_image_input(model, self.mean, self.std)
-            if not (fused or takes_images):
-                return False
-            interp = self._interpreter(pack_model(model, len(data)))
+            interp = self._interpreter(model)
         except Exception:  # noqa: BLE001 - an optimisation must never break loading
             return False
         self._interp = interp
@@ -284,3 +278,29 @@ class LiteRTBackend:
 
     def close(self) -> None:
         self._interp = None
+
+
+@functools.lru_cache(maxsize=4)
+def _rewritten_model(data: bytes, fuse_argmax: bool, cut_final_resize: bool, mean, std):
+    """(model bytes, coarse factor, fused?, squashes?) of the rewritten graph, or None.
+
+    Cached: unpacking and packing a flatbuffer with the object API takes ~40 ms of Python,
+    and a service opens the same model once per worker.
+    """
+    from ..tflite_file import pack_model, unpack_model
+    from .final_resize import cut_final_resize as cut
+    from .fused_argmax import add_argmax_output
+    from .image_input import add_image_input
+
+    try:
+        model = unpack_model(data)
+        factor = cut(model) if cut_final_resize else None
+        fused = fuse_argmax and add_argmax_output(model)
+        if factor and not fused:
+            return None  # coarse scores only make sense with their argmax
+        takes_images = add_image_input(model, mean, std)
+        if not (fused or takes_images):
+            return None
+        return pack_model(model, len(data)), factor, fused, takes_images
+    except Exception:  # noqa: BLE001 - an optimisation must never break loading
+        return None
