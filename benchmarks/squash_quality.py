@@ -4,7 +4,7 @@ accuracy against Pillow's antialiased bilinear resize? mIoU of both on one datas
 paired bootstrap over images for the difference.
 
     python benchmarks/squash_quality.py [--data ../shared/data/voc2012] [--model deeplabv3]
-                                        [--boot 1000] [--json FILE]
+                                        [--boot 1000] [--limit N] [--json FILE]
 
 Both runs go through the same Segmenter; the Pillow run hands the backend pixels already at
 the model's size, which the graph's squash then leaves as they are.
@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "voc2012"))
     p.add_argument("--model", default="deeplabv3")
     p.add_argument("--boot", type=int, default=1000)
+    p.add_argument("--limit", type=int, default=None, help="the first N images only")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
 
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     from seglite.data.datasets import open_dataset
     from seglite.image import model_pixels, resize, to_array
 
-    dataset = open_dataset(a.data)
+    dataset = open_dataset(a.data).subset(a.limit)
     seg = Segmenter(a.model, num_threads=2)
     pillow = confusions(seg, dataset, lambda img, size: to_array(resize(img, size)))
     graph = confusions(seg, dataset, model_pixels)
