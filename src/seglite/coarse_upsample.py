@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from .bilinear import axis
-from .upsample import _boundary_pixels, _candidates, _lerp, _uniform_cells
+from .upsample import _boundary_pixels, _candidates, _lerp, _nonzero2d, _uniform_cells
 
 
 @lru_cache(maxsize=32)
@@ -50,7 +50,7 @@ def upsample_category_coarse(
     #    is uniform; the others are overwritten in step 2.
     uniform = _uniform_cells(low)[:-1, :-1]
     fine = low[:-1, :-1].take(cx, axis=1).take(cy, axis=0)
-    ci, cj = np.nonzero(~uniform)
+    ci, cj = _nonzero2d(~uniform)
     if ci.size:
         # 2. Non-uniform cells: their (fy+1) x (fx+1) grid points, candidate classes only.
         rows = np.stack([ci, ci, ci + 1, ci + 1], axis=1)
