@@ -64,10 +64,12 @@ def upsample_category_coarse(
         top = corners[:, 0, None] + (corners[:, 1] - corners[:, 0])[:, None] * tx
         bottom = corners[:, 2, None] + (corners[:, 3] - corners[:, 2])[:, None] * tx
         grid = top[:, None] + (bottom - top)[:, None] * ty  # (n, fy+1, fx+1, K)
-        n = np.arange(ci.size)[:, None, None]
-        gy = ci[:, None, None] * fy + np.arange(fy + 1)[None, :, None]
-        gx = cj[:, None, None] * fx + np.arange(fx + 1)[None, None, :]
-        fine[gy, gx] = classes[n, grid.argmax(axis=3)]
+        k = classes.shape[1]
+        grid = grid.reshape(-1, k)  # one row per grid point, cell by cell
+        offsets = (np.arange(fy + 1)[:, None] * wf + np.arange(fx + 1)[None, :]).ravel()
+        at = (ci * fy * wf + cj * fx)[:, None] + offsets[None, :]  # flat fine index
+        best = grid.argmax(axis=1).reshape(ci.size, -1)
+        fine.ravel()[at] = classes.ravel()[(np.arange(ci.size) * k)[:, None] + best]
 
     if (hf, wf) == (out_h, out_w):
         return fine
@@ -93,7 +95,9 @@ def upsample_category_coarse(
     dy1 = np.minimum(fi + 1, hf - 1) - cy[fi] * fy
     dx1 = np.minimum(fj + 1, wf - 1) - cx[fj] * fx
     o = np.maximum(owner, 0)
-    tl, tr, bl, br = grid[o, dy, dx], grid[o, dy, dx1], grid[o, dy1, dx], grid[o, dy1, dx1]
+    row = o * ((fy + 1) * (fx + 1))  # the cell's first grid point
+    tl, tr = grid.take(row + dy * (fx + 1) + dx, 0), grid.take(row + dy * (fx + 1) + dx1, 0)
+    bl, br = grid.take(row + dy1 * (fx + 1) + dx, 0), grid.take(row + dy1 * (fx + 1) + dx1, 0)
     tx, ty = wx[xs][:, None], wy[ys][:, None]
     best = _lerp(tl.take(cell, 0), (tr - tl).take(cell, 0), bl.take(cell, 0),
                  (br - bl).take(cell, 0), tx, ty)  # fmt: skip

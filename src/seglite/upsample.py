@@ -107,9 +107,9 @@ def _boundary_pixels(uniform: np.ndarray, out_h: int, out_w: int):
         ci, cj, nx, per_cell = ci[keep], cj[keep], nx[keep], per_cell[keep]
     cell = np.repeat(np.arange(ci.size), per_cell)
     k = np.arange(cell.size) - (np.cumsum(per_cell) - per_cell)[cell]
-    nxc = nx[cell]
-    ys = ys0[ci][cell] + k // nxc
-    xs = xs0[cj][cell] + k % nxc
+    dy, dx = np.divmod(k, nx[cell])
+    ys = ys0[ci][cell] + dy
+    xs = xs0[cj][cell] + dx
     return ys, xs, ci, cj, cell
 
 
@@ -124,10 +124,17 @@ def _candidates(corners: np.ndarray, corner_ids: np.ndarray) -> np.ndarray:
     classes of 21 (or of 151) to interpolate. The margin keeps classes within float rounding
     of the bound, so the result is bit for bit that of interpolating every class.
     """
-    at_winners = np.take_along_axis(corners, corner_ids[:, None, :], axis=2)  # (n, 4, 4)
-    floor = at_winners.min(axis=1).max(axis=1)  # what the best corner class is worth at least
+    n, _, c = corners.shape
+    # at_winners[i, k, j]: corner k's value for the class that wins corner j, as one take.
+    at = (np.arange(n * 4).reshape(n, 4, 1) * c) + corner_ids[:, None, :]
+    at_winners = corners.reshape(-1).take(at)  # (n, 4, 4)
+    low_of = np.minimum(np.minimum(at_winners[:, 0], at_winners[:, 1]),
+                        np.minimum(at_winners[:, 2], at_winners[:, 3]))  # fmt: skip
+    floor = low_of.max(axis=1)  # what the best corner class is worth at least
     margin = 1e-5 * np.abs(floor) + 1e-30
-    keep = corners.max(axis=1) >= (floor - margin)[:, None]  # (n, C)
+    high = np.maximum(np.maximum(corners[:, 0], corners[:, 1]),
+                      np.maximum(corners[:, 2], corners[:, 3]))  # fmt: skip
+    keep = high >= (floor - margin)[:, None]  # (n, C)
     cell, cls = _nonzero2d(keep)  # row-major: by cell, then ascending class
     counts = np.bincount(cell, minlength=len(keep))
     rank = np.arange(cell.size) - (np.cumsum(counts) - counts)[cell]
