@@ -36,10 +36,24 @@ def pack_model(model, size_hint: int = 0) -> bytes:
 
 
 def builtin_code(model, op) -> int:
-    """The builtin operator of ``op``: codes past 127 live only in ``builtinCode``, older
-    writers fill only ``deprecatedBuiltinCode``; the larger of the two is the real one."""
-    code = model.operatorCodes[op.opcodeIndex]
+    """The builtin operator of ``op``."""
+    return code_builtin(model.operatorCodes[op.opcodeIndex])
+
+
+def code_builtin(code) -> int:
+    """The builtin operator of an ``OperatorCodeT``: codes past 127 live only in
+    ``builtinCode``, older writers fill only ``deprecatedBuiltinCode``; the larger of the
+    two is the real one."""
     return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def per_tensor_quantization(tensor) -> tuple[float, int] | None:
+    """(scale, zero point) of a tensor quantized per tensor with a positive scale, else None."""
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) != 1 or float(q.scale[0]) <= 0:
+        return None
+    zero = ints(q.zeroPoint)
+    return float(q.scale[0]), zero[0] if zero else 0
 
 
 def ints(vector) -> list[int]:
@@ -53,7 +67,7 @@ def opcode_index(model, builtin: int) -> int:
 
     codes = model.operatorCodes or []
     for i, code in enumerate(codes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and not code.customCode:
+        if code_builtin(code) == builtin and not code.customCode:
             return i
     code = schema.OperatorCodeT()
     code.builtinCode = builtin

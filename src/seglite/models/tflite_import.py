@@ -48,6 +48,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..labels import default_label_set
+from ..tflite_file import builtin_code
 from .backbones.mobilenetv2 import mobilenet_widths
 from .deeplab import DeepLab, deeplab
 from .layers import ConvBNAct
@@ -180,8 +181,7 @@ def read_graph(path: str | Path) -> _Graph:
         )
     ops = []
     for i, op in enumerate(g.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        kind = names.get(builtin_code(model, op), "CUSTOM")
         opts = vars(op.builtinOptions) if op.builtinOptions is not None else {}
         ops.append(_Op(i, kind, dict(opts), list(op.inputs), list(op.outputs)))
     return _Graph(tensors, ops, list(g.inputs), list(g.outputs))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tflite_file import add_tensor, ints, new_op
+from ..tflite_file import add_tensor, ints, new_op, per_tensor_quantization
 
 ARGMAX_OUTPUT_NAME = "seglite_argmax"
 
@@ -34,14 +34,7 @@ def takes_argmax(model) -> bool:
         return False
     if scores.type == schema.TensorType.FLOAT32:
         return True
-    q = scores.quantization
-    return (
-        scores.type == schema.TensorType.UINT8
-        and q is not None
-        and q.scale is not None
-        and len(q.scale) == 1
-        and float(q.scale[0]) > 0
-    )
+    return scores.type == schema.TensorType.UINT8 and per_tensor_quantization(scores) is not None
 
 
 def add_argmax_output(model) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tflite_file import add_tensor, ints, new_op
+from ..tflite_file import add_tensor, ints, new_op, per_tensor_quantization
 
 IMAGE_INPUT_NAME = "seglite_image"
 
@@ -45,7 +45,7 @@ def add_image_input(model, mean, std) -> bool:
         return False
     if any(d < 0 for d in ints(sg.tensors[old].shapeSignature)[1:3]):
         return False  # no fixed size to squash to
-    quant = _quantization(sg.tensors[old])
+    quant = per_tensor_quantization(sg.tensors[old])
     if not (dtype == T.FLOAT32 or (dtype == T.UINT8 and quant is not None)):
         return False
     h, w = shape[1], shape[2]
@@ -81,12 +81,3 @@ def add_image_input(model, mean, std) -> bool:
             if entry.tensorIndex == old:
                 entry.tensorIndex = image
     return True
-
-
-def _quantization(tensor) -> tuple[float, int] | None:
-    """(scale, zero point) of a per-tensor quantized tensor, else None."""
-    q = tensor.quantization
-    if q is None or q.scale is None or len(q.scale) != 1 or float(q.scale[0]) <= 0:
-        return None
-    zero = ints(q.zeroPoint)
-    return float(q.scale[0]), zero[0] if zero else 0
