@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from .bilinear import axis
-from .upsample import _boundary_pixels, _candidates, _lerp, _nonzero2d, _uniform_cells
+from .upsample import _boundary_pixels, _candidate_corners, _lerp, _nonzero2d, _uniform_cells
 
 
 @lru_cache(maxsize=32)
@@ -56,9 +56,7 @@ def upsample_category_coarse(
         rows = np.stack([ci, ci, ci + 1, ci + 1], axis=1)
         cols = np.stack([cj, cj + 1, cj, cj + 1], axis=1)
         corners = coarse[rows, cols].astype(np.float32)  # (n, 4, C)
-        classes = _candidates(corners, low[rows, cols].astype(np.intp))
-        corners = np.take_along_axis(corners, np.maximum(classes, 0)[:, None, :], axis=2)
-        corners[np.broadcast_to(classes[:, None, :] < 0, corners.shape)] = -3e38
+        classes, corners = _candidate_corners(corners, low[rows, cols].astype(np.intp))
         ty = (np.arange(fy + 1, dtype=np.float32) / fy)[None, :, None, None]
         tx = (np.arange(fx + 1, dtype=np.float32) / fx)[None, :, None]
         top = corners[:, 0, None] + (corners[:, 1] - corners[:, 0])[:, None] * tx

@@ -143,6 +143,15 @@ def _candidates(corners: np.ndarray, corner_ids: np.ndarray) -> np.ndarray:
     return out
 
 
+def _candidate_corners(corners: np.ndarray, corner_ids: np.ndarray):
+    """(n, 4, C) corner scores cut to each cell's candidate classes: the classes (n, K) as
+    from :func:`_candidates` and their corner scores (n, 4, K), padding that never wins."""
+    classes = _candidates(corners, corner_ids)
+    corners = np.take_along_axis(corners, np.maximum(classes, 0)[:, None, :], axis=2)
+    corners[np.broadcast_to(classes[:, None, :] < 0, corners.shape)] = -3e38
+    return classes, corners
+
+
 def _lerp_cells(
     scores: np.ndarray, low: np.ndarray, ci, cj, cell, tx: np.ndarray, ty: np.ndarray
 ) -> np.ndarray:
@@ -155,9 +164,7 @@ def _lerp_cells(
     r1, c1 = np.minimum(ci + 1, h - 1), np.minimum(cj + 1, w - 1)
     rows, cols = np.stack([ci, ci, r1, r1], axis=1), np.stack([cj, c1, cj, c1], axis=1)
     corners = scores.reshape(h * w, c).take(rows * w + cols, axis=0).astype(np.float32)
-    classes = _candidates(corners, low[rows, cols].astype(np.intp))
-    corners = np.take_along_axis(corners, np.maximum(classes, 0)[:, None, :], axis=2)
-    corners[np.broadcast_to(classes[:, None, :] < 0, corners.shape)] = -3e38  # never wins
+    classes, corners = _candidate_corners(corners, low[rows, cols].astype(np.intp))
     a, b = corners[:, 0], corners[:, 1] - corners[:, 0]
     d, e = corners[:, 2], corners[:, 3] - corners[:, 2]
     return classes[cell, _lerp(a.take(cell, 0), b.take(cell, 0), d.take(cell, 0),
