@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, EXAMPLES
+from conftest import EXAMPLES, photo_folder
 from PIL import Image
 
 from seglite.batch import (
+    RUN_RECORD,
     Item,
     LocalSink,
     Outputs,
@@ -29,14 +30,7 @@ from seglite.batch import (
     walk_images,
 )
 
-CAMVID = DATA / "camvid" / "val"
 OUTPUT_SUFFIXES = (".mask.png", ".json", ".overlay.png")
-
-
-def camvid_folder(dst: Path, n: int) -> list[Path]:
-    dst.mkdir(parents=True, exist_ok=True)
-    files = sorted(CAMVID.glob("*.png"))[:n]
-    return [Path(shutil.copy(f, dst / f.name)) for f in files]
 
 
 def cli(*args: str, **kw) -> subprocess.Popen:
@@ -64,7 +58,7 @@ def complete(out: Path, stems: list[str]) -> set[str]:
 
 @pytest.mark.timeout(180)
 def test_kill_halfway_then_resume_keeps_finished_work(tmp_path):
-    src = camvid_folder(tmp_path / "in", 24)
+    src = photo_folder(tmp_path / "in", 24)
     stems = [p.stem for p in src]
     out = tmp_path / "out"
     args = (str(tmp_path / "in"), "--out", str(out), "--jobs", "2", "-q")
@@ -88,13 +82,15 @@ def test_kill_halfway_then_resume_keeps_finished_work(tmp_path):
         for x in OUTPUT_SUFFIXES:
             assert after[f"{stem}{x}"] == before[f"{stem}{x}"], stem
     # Every image: exactly its three outputs, each complete; nothing else left behind.
-    assert sorted(after) == sorted(f"{s}{x}" for s in stems for x in OUTPUT_SUFFIXES)
-    for stem in stems:
-        mask = Image.open(out / f"{stem}.mask.png")
+    made = [f"{s}{x}" for s in stems for x in OUTPUT_SUFFIXES]
+    assert sorted(after) == sorted([*made, RUN_RECORD])
+    for path in src:
+        size = Image.open(path).size
+        mask = Image.open(out / f"{path.stem}.mask.png")
         mask.load()
-        assert mask.size == (480, 360)
-        Image.open(out / f"{stem}.overlay.png").load()
-        assert json.loads((out / f"{stem}.json").read_text())["width"] == 480
+        assert mask.size == size
+        Image.open(out / f"{path.stem}.overlay.png").load()
+        assert json.loads((out / f"{path.stem}.json").read_text())["width"] == size[0]
 
 
 def _children(pid: int) -> list[int]:
@@ -113,7 +109,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.timeout(120)
 def test_workers_stop_when_the_parent_is_killed(tmp_path):
-    camvid_folder(tmp_path / "in", 30)
+    photo_folder(tmp_path / "in", 30)
     proc = cli(str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--jobs", "2", "-q")
     deadline = time.monotonic() + 60
     while not list((tmp_path / "out").glob("*.json")) and time.monotonic() < deadline:
@@ -129,7 +125,7 @@ def test_workers_stop_when_the_parent_is_killed(tmp_path):
 
 
 def test_pool_and_serial_write_the_same_and_survive_bad_files(tmp_path):
-    camvid_folder(tmp_path / "in", 5)
+    photo_folder(tmp_path / "in", 5)
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     (tmp_path / "in" / "empty.jpg").write_bytes(b"")
     items = walk_images([tmp_path / "in"])
@@ -167,7 +163,7 @@ class CrashingSpec(SegmenterSpec):
 
 @pytest.mark.timeout(120)
 def test_a_worker_crash_fails_one_image_and_the_run_goes_on(tmp_path):
-    camvid_folder(tmp_path / "in", 6)
+    photo_folder(tmp_path / "in", 6)
     Image.new("RGB", (13, 7), (200, 10, 10)).save(tmp_path / "in" / "crash.png")
     items = walk_images([tmp_path / "in"])
     outcomes = []
@@ -210,7 +206,7 @@ def test_plan_skips_done_redoes_stale_and_refuses_name_clashes(tmp_path):
 
 
 def test_outputs_inside_the_input_folder_are_not_walked_again(tmp_path):
-    camvid_folder(tmp_path / "in", 1)
+    photo_folder(tmp_path / "in", 1)
     out = tmp_path / "in" / "seg"
     (out / "x.mask.png").parent.mkdir(parents=True)
     Image.new("P", (4, 4)).save(out / "x.mask.png")
@@ -254,7 +250,7 @@ def test_cli_jobs_zero_and_bad_files_in_a_pool(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in err
     assert err.strip().splitlines() == ["seglite: error: --jobs must be a positive integer, got 0"]
 
-    camvid_folder(tmp_path / "in", 3)
+    photo_folder(tmp_path / "in", 3)
     (tmp_path / "in" / "bad.png").write_text("not a png")
     proc = cli(str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--jobs", "2", "--mask", "-q")
     _, err = proc.communicate(timeout=120)
@@ -287,8 +283,8 @@ def test_uris_in_and_out_go_through_pyarrow(tmp_path, monkeypatch):
     import seglite.batch as batch
 
     monkeypatch.setattr(batch, "_arrow_fs", _LocalAsRemote)
-    camvid_folder(tmp_path / "bucket" / "imgs" / "a", 2)
-    camvid_folder(tmp_path / "bucket" / "imgs" / "b", 1)
+    photo_folder(tmp_path / "bucket" / "imgs" / "a", 2, (480, 360))
+    photo_folder(tmp_path / "bucket" / "imgs" / "b", 1, (480, 360))
     items = batch.walk_uris([f"mem://{tmp_path}/bucket/imgs/"])
     assert [i.name.split("/")[0] for i in items] == ["a", "a", "b"]
     assert all(i.src.startswith(f"mem://{tmp_path}/bucket/imgs/") for i in items)
@@ -301,3 +297,28 @@ def test_uris_in_and_out_go_through_pyarrow(tmp_path, monkeypatch):
     assert not todo and [o.status for o in known] == ["skipped"] * 3
     mask = Image.open(tmp_path / "bucket" / "seg" / f"{items[2].name}.mask.png")
     assert mask.size == (480, 360)
+
+
+def test_outputs_of_another_model_are_not_taken_for_done(tmp_path, capsys):
+    """A re-run with model B into model A's folder is refused, and redone with --overwrite."""
+    from seglite.cli import main
+
+    photo_folder(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "in"), "--out", str(out), "--mask", "-q"]
+    assert main(args) == 0
+    first = {p.name: p.read_bytes() for p in out.glob("*.mask.png")}
+    capsys.readouterr()
+    assert main([*args, "--model", "coral-pascal-dm05"]) == 2
+    err = capsys.readouterr().err
+    assert "made by deeplabv3 with other settings (model, model_sha256 differ)" in err
+    assert "--overwrite" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.glob("*.mask.png")} == first  # untouched
+    assert main([*args, "--scales", "1.5"]) == 2  # other options: the same refusal
+    assert "scales differ" in capsys.readouterr().err
+    assert main([*args, "--model", "coral-pascal-dm05", "--overwrite"]) == 0
+    assert "2 segmented, 0 failed, 0 skipped" in capsys.readouterr().err
+    again = {p.name: p.read_bytes() for p in out.glob("*.mask.png")}
+    assert again.keys() == first.keys() and again != first
+    assert main([*args, "--model", "coral-pascal-dm05"]) == 0  # same settings: resumes
+    assert "0 segmented, 0 failed, 2 skipped" in capsys.readouterr().err

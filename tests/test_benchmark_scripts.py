@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import DATA, REPO
+from conftest import PETS_VOC, REPO
 
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -28,7 +28,7 @@ def test_peers_script_times_seglite_against_the_bare_invoke(tmp_path):
 
 def test_squash_quality_compares_both_squashes_on_real_ground_truth(tmp_path):
     out = tmp_path / "squash.json"
-    r = _run("benchmarks/squash_quality.py", "--data", str(DATA / "voc2012"), "--limit", "4",
+    r = _run("benchmarks/squash_quality.py", "--data", str(PETS_VOC), "--limit", "4",
              "--boot", "20", "--json", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     row = json.loads(out.read_text())

@@ -7,13 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA
 
 from seglite import Segmenter
 from seglite.cli import main
 from seglite.zoo import resolve
 
-CAMVID = DATA / "camvid"
 pytest.importorskip("torch")  # the checkpoint entry runs on the torch backend
 
 
@@ -30,35 +28,37 @@ def _eval(args, capsys) -> dict:
     return json.loads(out[out.index("{") :])
 
 
-def test_eval_by_zoo_name_on_val(capsys):
-    result = _eval(["camvid", str(CAMVID), "--split", "val", "--limit", "6"], capsys)
-    assert result["images"] == 6
-    # Measured on all 101 val frames: see configs/README.md; a trained model, not chance
-    # (chance is about 9% mIoU, "always road" about 30% pixel accuracy).
-    assert result["pixel_acc"] > 80 and result["miou"] > 45
+def test_eval_by_zoo_name_on_val(camvid_dir, capsys):
+    result = _eval(["camvid", str(camvid_dir), "--split", "val", "--limit", "3"], capsys)
+    assert result["images"] == 3
+    # A German street (Coral's Cityscapes test photo, its reference mask mapped to CamVid's
+    # classes) is far from Cambridge: 75% pixel accuracy and 28 mIoU measured, against chance
+    # at about 9% mIoU and "always road" at about 30% pixel accuracy. CamVid val itself: see
+    # configs/README.md.
+    assert result["pixel_acc"] > 65 and result["miou"] > 20
 
 
-def test_eval_any_split_name_of_a_camvid_layout_folder(tmp_path, capsys):
+def test_eval_any_split_name_of_a_camvid_layout_folder(camvid_dir, tmp_path, capsys):
     """The held-out test split (and any other) only needs <split>/ and <split>annot/."""
-    ids = sorted(p.stem for p in (CAMVID / "val").glob("*.png"))[:3]
+    ids = sorted(p.stem for p in (camvid_dir / "val").glob("*.png"))[:3]
     for sub, src in (("seq05", "val"), ("seq05annot", "valannot")):
         (tmp_path / sub).mkdir()
         for i in ids:
-            (tmp_path / sub / f"{i}.png").symlink_to(CAMVID / src / f"{i}.png")
+            (tmp_path / sub / f"{i}.png").symlink_to(camvid_dir / src / f"{i}.png")
     result = _eval(["camvid-lite", str(tmp_path), "--split", "seq05"], capsys)
-    assert result["images"] == 3 and result["pixel_acc"] > 80
+    assert result["images"] == 3 and result["pixel_acc"] > 65
 
 
-def test_lite_export_agrees_with_the_checkpoint():
-    image = next(iter(sorted((CAMVID / "val").glob("*.png"))))
+def test_lite_export_agrees_with_the_checkpoint(camvid_dir):
+    image = camvid_dir / "val" / "0006R0_000003.png"  # 360x480, CamVid's frame size
     torch_mask = Segmenter("camvid", num_threads=2).segment(image).category_mask
     lite_mask = Segmenter("camvid-lite", num_threads=2).segment(image).category_mask
     assert torch_mask.shape == lite_mask.shape == (360, 480)
     assert (torch_mask == lite_mask).mean() > 0.99
 
 
-def test_segment_cli_with_the_camvid_model(tmp_path):
-    image = sorted((CAMVID / "val").glob("*.png"))[10]
+def test_segment_cli_with_the_camvid_model(camvid_dir, tmp_path):
+    image = sorted((camvid_dir / "val").glob("*.png"))[0]
     assert main(["segment", str(image), "--model", "camvid-lite", "--out", str(tmp_path),
                  "--overlay", "--json"]) == 0  # fmt: skip
     summary = json.loads(next(tmp_path.glob("*.json")).read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA, EXAMPLES, MODEL_DIR
+from conftest import EXAMPLES, MODEL_DIR, PETS_VOC, model_file
 from PIL import Image
 
 from seglite import Segmenter
@@ -50,7 +50,7 @@ def test_lazy_chain_equals_the_full_chain(coarse_hw, classes, factor, size):
 
 
 def test_only_whole_factor_align_corners_upsampling_is_cut():
-    starter = unpack_model((MODEL_DIR / "deeplabv3_257_mv_gpu.tflite").read_bytes())
+    starter = unpack_model((model_file("deeplabv3_257_mv_gpu.tflite")).read_bytes())
     assert cut_final_resize(starter) == (8, 8)
     assert [
         int(v) for v in starter.subgraphs[0].tensors[starter.subgraphs[0].outputs[0]].shape
@@ -70,21 +70,18 @@ def test_only_whole_factor_align_corners_upsampling_is_cut():
     assert camvid.backend.coarse_factor is None and camvid.backend.fused_argmax
 
 
-VOC = DATA / "voc2012"
-
-
 def _photos():
-    names = sorted(p.name for p in (VOC / "JPEGImages").glob("*.jpg"))[:6]
+    names = sorted(p.name for p in (PETS_VOC / "JPEGImages").glob("*.jpg"))[:6]
     return [EXAMPLES / "astronaut.jpg", EXAMPLES / "chelsea.jpg"] + [
-        VOC / "JPEGImages" / n for n in names
+        PETS_VOC / "JPEGImages" / n for n in names
     ]
 
 
-@pytest.mark.parametrize("name", ["deeplabv3", "coco-voc-fp16"])
-def test_segmenter_masks_match_the_model_with_its_final_upsampling(name):
+@pytest.mark.parametrize("name, factor", [("deeplabv3", (8, 8)), ("ade20k", (4, 4))])
+def test_segmenter_masks_match_the_model_with_its_final_upsampling(name, factor):
     cut = Segmenter(name, num_threads=2)
     full = Segmenter(name, num_threads=2, output_confidence_masks=True)  # keeps the op
-    assert cut.backend.coarse_factor == (8, 8) and full.backend.coarse_factor is None
+    assert cut.backend.coarse_factor == factor and full.backend.coarse_factor is None
     for path in _photos():
         a = cut.segment(path).category_mask
         b = full.segment(path).category_mask

@@ -6,28 +6,19 @@ The server runs on 127.0.0.1 in a thread; nothing here reaches another host.
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import MODEL_DIR
 
 from seglite.download import download, sha256_file
 from seglite.errors import DownloadError
 
-MODEL_DIR = Path(
-    os.environ.get("SEGLITE_MODEL_DIR") or Path(__file__).resolve().parents[2] / "shared" / "models"
-).resolve()
-_SMALL = MODEL_DIR / "deeplabv3_mnv2_dm05_pascal_quant.tflite"  # 760 KB, a real model file
-_PAYLOAD_FILE = (
-    _SMALL
-    if _SMALL.is_file()
-    else Path(str(files("seglite") / "assets" / "deeplabv3_257_mv_gpu.tflite"))
-)
+_PAYLOAD_FILE = MODEL_DIR / "deeplabv3_mnv2_dm05_pascal_quant.tflite"  # 760 KB, a real model
 PAYLOAD = _PAYLOAD_FILE.read_bytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 WRONG_SHA = "0" * 64

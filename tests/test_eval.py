@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import PETS_VOC, REPO  # noqa: E402
 from test_data import make_camvid, make_voc  # noqa: E402
 
 from seglite.cli import main  # noqa: E402
@@ -18,14 +19,7 @@ from seglite.data import open_dataset  # noqa: E402
 from seglite.errors import OptionError  # noqa: E402
 from seglite.eval import evaluate, evaluate_checkpoint  # noqa: E402
 
-VOC = Path(__file__).resolve().parents[2] / "shared" / "data" / "voc2012"
-STARTER = (
-    Path(__file__).resolve().parents[1]
-    / "src"
-    / "seglite"
-    / "assets"
-    / "deeplabv3_257_mv_gpu.tflite"
-)
+STARTER = REPO / "src" / "seglite" / "assets" / "deeplabv3_257_mv_gpu.tflite"
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +96,8 @@ def test_torch_backend_matches_litert_logits(starter_twin):
     np.testing.assert_allclose(tb.run(pixels), lb.run(pixels), atol=1e-3)
 
 
-@pytest.mark.skipif(not VOC.is_dir(), reason="shared VOC subset not present")
 def test_pytorch_twin_scores_the_tflite_miou(starter_twin):
-    ds = open_dataset(VOC, split="val")
+    ds = open_dataset(PETS_VOC, split="val")
     lite = evaluate("deeplabv3", ds, num_threads=1, limit=4)
     twin = evaluate(starter_twin, ds, num_threads=1, limit=4)
     assert abs(lite.miou - twin.miou) < 0.5
@@ -158,3 +151,16 @@ def test_cli_errors_are_one_line(camvid, tmp_path, capsys):
 def test_class_count_mismatch_is_an_option_error(camvid):
     with pytest.raises(OptionError, match="predicts 21 classes"):
         evaluate("deeplabv3", open_dataset(camvid, split="val"), num_threads=1)
+
+
+@pytest.mark.parametrize("model", ["cityscapes", "ade20k"])
+def test_a_model_with_other_classes_is_refused_not_scored(model):
+    """An ArgMax model does not say its class count: its label set still must match."""
+    with pytest.raises(OptionError, match=r"predicts \d+ classes .* labelled with 21 voc21"):
+        evaluate(model, open_dataset(PETS_VOC), num_threads=1, limit=1)
+
+
+def test_voc_models_score_voc_data_whatever_the_spelling_of_their_labels():
+    """The TF Hub twin names 'dining table' and 'tv', the VOC files 'diningtable', 'tvmonitor'."""
+    r = evaluate("deeplabv3-metadata", open_dataset(PETS_VOC), num_threads=1, limit=1)
+    assert r.images == 1 and r.miou > 0

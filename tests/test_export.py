@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, EXAMPLES, GOLDEN
+from conftest import EXAMPLES, GOLDEN, PETS_VOC
 from PIL import Image
 
 from seglite.cli import main
 
 GOLDEN_IMAGE = GOLDEN / "segmentation_input_rotation0.jpg"
 GOLDEN_MASK = GOLDEN / "segmentation_golden_rotation0.png"
-VOC_IMAGES = DATA / "voc2012" / "JPEGImages"
+VOC_IMAGES = PETS_VOC / "JPEGImages"
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
@@ -62,7 +62,7 @@ def fp32(tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def quantized(fp32, tmp_path_factory) -> dict:
-    """fp16 and int8 from the fp32 export's bytes, int8 calibrated on real VOC photos."""
+    """fp16 and int8 from the fp32 export's bytes, int8 calibrated on real photos (the pets in VOC layout)."""
     from seglite.export import export_model, load_source
 
     src = load_source("starter")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
-from conftest import EXAMPLES, GOLDEN, MODEL_DIR
+from conftest import EXAMPLES, GOLDEN, MODEL_DIR, model_file
 
 from seglite import Segmenter
 from seglite.errors import ModelError
@@ -23,7 +23,7 @@ LOGIT_MODELS = [
 
 @pytest.mark.parametrize("name", LOGIT_MODELS)
 def test_fused_ids_are_the_argmax_of_the_scores(name):
-    model = unpack_model((MODEL_DIR / name).read_bytes())
+    model = unpack_model(model_file(name).read_bytes())
     assert add_argmax_output(model)
     interp = Interpreter(model_content=pack_model(model), num_threads=2)
     interp.allocate_tensors()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
-from conftest import EXAMPLES, MODEL_DIR
+from conftest import EXAMPLES, model_file
 from PIL import Image
 
 from seglite.bilinear import squash
@@ -22,7 +22,7 @@ def _chelsea(h: int, w: int) -> np.ndarray:
 
 def _reference(name: str, pixels: np.ndarray, mean, std) -> np.ndarray:
     """The unmodified model fed by the numpy squash (and numpy normalization)."""
-    interp = Interpreter(model_path=str(MODEL_DIR / name), num_threads=2)
+    interp = Interpreter(model_path=str(model_file(name)), num_threads=2)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     raw = inp["dtype"] != np.float32
@@ -37,11 +37,9 @@ def _reference(name: str, pixels: np.ndarray, mean, std) -> np.ndarray:
     return interp.get_tensor(interp.get_output_details()[0]["index"])
 
 
-@pytest.mark.parametrize(
-    "name", ["deeplabv3_257_mv_gpu.tflite", "mobilenetv2-dm05-coco_fp16_brainypi.tflite"]
-)
+@pytest.mark.parametrize("name", ["deeplabv3_257_mv_gpu.tflite", "camvid_mnv2_v3plus_fp16.tflite"])
 def test_graph_squash_matches_the_numpy_twin_at_every_size(name):
-    backend = open_backend(MODEL_DIR / name, num_threads=2)
+    backend = open_backend(model_file(name), num_threads=2)
     assert backend.squashes_in_graph
     for h, w in SIZES:  # one backend: its input is resized from call to call
         pixels = _chelsea(h, w)
@@ -53,7 +51,7 @@ def test_graph_squash_matches_the_numpy_twin_at_every_size(name):
 
 def test_quantized_models_squash_in_their_own_quantization():
     name = "deeplabv3_mnv2_pascal_quant.tflite"
-    backend = open_backend(MODEL_DIR / name, num_threads=2)
+    backend = open_backend(model_file(name), num_threads=2)
     assert backend.squashes_in_graph and backend.input_dtype == np.uint8
     same = _chelsea(513, 513)  # at the model's size the squash is the identity
     assert np.array_equal(backend.run(same), _reference(name, same, None, None))

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import struct
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODEL_DIR, model_file
 from PIL import Image
 
 from seglite.errors import ModelError, OptionError
 from seglite.metadata import SegmentationMetadata, read_metadata, write_metadata
 
-MODEL_DIR = Path(
-    os.environ.get("SEGLITE_MODEL_DIR") or Path(__file__).resolve().parents[2] / "shared" / "models"
-)
 OFFICIAL = "lite-model_deeplabv3_1_metadata_2.tflite"
 STARTER = "deeplabv3_257_mv_gpu.tflite"
-BRAINYPI = "mobilenetv2-dm05-coco_fp16_brainypi.tflite"
+IMAGENET = "mobilenet_v2_1.0_224_quant.tflite"  # Coral classifier, other label file
 CORAL = "deeplabv3_mnv2_dm05_pascal_quant.tflite"
 VOC_LABELS = (
     ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat"]
@@ -31,10 +27,7 @@ VOC_LABELS = (
 
 
 def model_bytes(name: str) -> bytes:
-    path = MODEL_DIR / name
-    if not path.is_file():
-        pytest.skip(f"model {name} not found in {MODEL_DIR} (set SEGLITE_MODEL_DIR)")
-    return path.read_bytes()
+    return model_file(name).read_bytes()
 
 
 def run(model: bytes, x: np.ndarray) -> list[np.ndarray]:
@@ -63,7 +56,6 @@ def model_parts(model: bytes) -> tuple[list[bytes | None], dict[str, bytes], lis
 
 
 def test_read_official_metadata():
-    model_bytes(OFFICIAL)  # skips when absent
     meta = read_metadata(MODEL_DIR / OFFICIAL)
     assert meta is not None
     assert meta.name == "DeepLabV3"
@@ -84,11 +76,11 @@ def test_read_accepts_bytes_str_and_path():
     assert read_metadata(data) == read_metadata(str(path)) == read_metadata(path)
 
 
-def test_read_third_party_labels_file():
-    meta = read_metadata(model_bytes(BRAINYPI))
-    assert meta.label_file_name == "labels.txt"
-    assert meta.labels[0] == "background" and len(meta.labels) == 21
-    assert meta.input_mean == (127.5,) and meta.version == "v2"
+def test_read_another_writers_labels_file():
+    meta = read_metadata(model_bytes(IMAGENET))
+    assert meta.label_file_name == "imagenet_labels.txt"
+    assert meta.labels[:2] == ["background", "tench, Tinca tinca"] and len(meta.labels) == 1001
+    assert meta.input_mean == (127.5,) == meta.input_std and meta.version is None
 
 
 @pytest.mark.parametrize("name", [STARTER, CORAL])

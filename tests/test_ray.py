@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import photo_folder
 from PIL import Image
 
 pytestmark = pytest.mark.skipif(
@@ -52,9 +52,7 @@ def test_folder_on_ray_writes_masks_and_jsonl_then_resumes(local_ray, tmp_path, 
     from seglite.cli import main
 
     src = tmp_path / "in"
-    src.mkdir()
-    for f in sorted((DATA / "camvid" / "val").glob("*.png"))[:12]:
-        shutil.copy(f, src / f.name)
+    photo_folder(src, 12, (480, 360))
     (src / "bad.png").write_text("not an image")
     out = tmp_path / "out"
     args = ["segment", str(src), "--out", str(out), "--ray", "--jobs", "2", "-q"]

@@ -98,14 +98,14 @@ def test_segment_accurate_writes_the_masks_eval_scores(tmp_path):
     import subprocess
     import sys
 
-    from conftest import DATA
+    from conftest import PETS_VOC
 
     from seglite.data.datasets import voc_dataset
     from seglite.eval.evaluate import evaluate
     from seglite.eval.metrics import ConfusionMatrix
     from seglite.segmenter import ACCURATE_FLIP, ACCURATE_SCALES
 
-    voc = voc_dataset(DATA / "voc2012").subset(2)
+    voc = voc_dataset(PETS_VOC).subset(2)
     images = [voc.pairs[i][0] for i in range(2)]
     proc = subprocess.run(
         [sys.executable, "-m", "seglite", "segment", *map(str, images), "--accurate", "--mask",

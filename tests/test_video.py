@@ -1,4 +1,4 @@
-"""Video: a clip made from 100 real CamVid frames round-trips with its overlay; bad input is one line."""
+"""Video: a clip of 100 frames panning over a real street photo round-trips with its overlay; bad input is one line."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA
+from conftest import pan_frames
 from PIL import Image
 
 av = pytest.importorskip("av")
 
-FRAMES = sorted((DATA / "camvid" / "val").glob("0016E5_*.png"))[:100]
+FRAMES = pan_frames(100, (480, 360))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -26,12 +26,11 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def make_video(path: Path, frames: list[Path], rate: int = 30) -> None:
+def make_video(path: Path, frames: list[np.ndarray], rate: int = 30) -> None:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
-        for f in frames:
-            rgb = np.asarray(Image.open(f).convert("RGB"))
+        for rgb in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         out.mux(stream.encode(None))
 

@@ -13,10 +13,10 @@ import shutil
 import threading
 from dataclasses import replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import MODEL_DIR, NOT_IN_REPO
 
 from seglite import zoo
 from seglite.download import sha256_file
@@ -24,8 +24,6 @@ from seglite.errors import DownloadError, ModelError, ModelNotFoundError, Option
 from seglite.labels import LABEL_SETS
 from seglite.zoo import ZOO, ModelEntry, list_models, register, resolve
 
-_ENV_DIR = os.environ.get("SEGLITE_MODEL_DIR")
-MODEL_DIR = Path(_ENV_DIR or Path(__file__).resolve().parents[2] / "shared" / "models").resolve()
 ASSET = zoo.packaged_path(ZOO["deeplabv3"])
 ASSET_BYTES = ASSET.read_bytes()
 
@@ -129,13 +127,18 @@ def test_models_trained_here_ship_with_their_recorded_bytes(name):
     assert path.stat().st_size == e.size and sha256_file(path) == e.sha256
 
 
-@pytest.mark.parametrize("name", DOWNLOADABLE)
+IN_REPO = [n for n in DOWNLOADABLE if n not in NOT_IN_REPO and not ZOO[n].packaged]
+
+
+def test_every_redistributable_zoo_file_is_in_the_repo():
+    missing = [n for n in IN_REPO if not (MODEL_DIR / ZOO[n].filename).is_file()]
+    assert not missing, f"add to scripts/make_test_data.py: {missing}"
+
+
+@pytest.mark.parametrize("name", IN_REPO)
 def test_entry_file_in_model_dir(name):
-    if not MODEL_DIR.is_dir() and not _ENV_DIR:
-        pytest.skip(f"no model dir at {MODEL_DIR}; set SEGLITE_MODEL_DIR")
     e = ZOO[name]
     path = MODEL_DIR / e.filename
-    assert path.is_file(), f"{path} missing"
     assert path.stat().st_size == e.size
     assert sha256_file(path) == e.sha256
 
@@ -289,9 +292,8 @@ def test_list_models(env, monkeypatch):
     assert by_name["deeplabv3"]["local"] == "yes" and by_name["cityscapes"]["local"] == "no"
     assert by_name["ade20k"]["classes"] == 151 and by_name["coral-pascal"]["output"] == "argmax"
     assert by_name["deeplabv3"]["input"] == "257x257" and by_name["deeplabv3"]["size_mb"] == 2.8
-    if MODEL_DIR.is_dir():
-        monkeypatch.setenv("SEGLITE_MODEL_DIR", str(MODEL_DIR))
-        assert all(r["local"] == "yes" for r in list_models())
+    monkeypatch.setenv("SEGLITE_MODEL_DIR", str(MODEL_DIR))
+    assert {r["name"] for r in list_models() if r["local"] != "yes"} <= set(NOT_IN_REPO)
 
 
 def test_register_validates(entry):
