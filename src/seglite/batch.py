@@ -29,13 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
-from .errors import SegliteError
+from .errors import OptionError, SegliteError
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-_JPEG = {".jpg", ".jpeg"}
 _PART = ".part"  # suffix viz.write_atomic gives its temporary files
 
 
@@ -135,6 +134,8 @@ class Sink(Protocol):
 
     def write(self, rel: str, data: bytes | str) -> None: ...
 
+    def read(self, rel: str) -> bytes | None: ...
+
     def describe(self, rel: str = "") -> str: ...
 
 
@@ -174,6 +175,12 @@ class LocalSink:
 
         write_atomic(self.root / rel, data)
 
+    def read(self, rel: str) -> bytes | None:
+        try:
+            return (self.root / rel).read_bytes()
+        except OSError:
+            return None
+
     def describe(self, rel: str = "") -> str:
         return str(self.root / rel) if rel else f"{self.root}/"
 
@@ -205,6 +212,13 @@ class ArrowSink:
         payload = data.encode("utf-8") if isinstance(data, str) else data
         with self.fs.open_output_stream(path) as fh:
             fh.write(payload)
+
+    def read(self, rel: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(f"{self.base}/{rel}") as fh:
+                return fh.read()
+        except OSError:
+            return None
 
     def describe(self, rel: str = "") -> str:
         return f"{self.uri}/{rel}"
@@ -299,6 +313,49 @@ def items_from_list(lines: Iterable[str]) -> list[Item]:
     ]
 
 
+RUN_RECORD = ".seglite-run.json"  # in the output root: what made the outputs there
+
+
+def run_record(seg: Segmenter, outputs: Outputs) -> dict:
+    """What decides the pixels of the outputs: the model's bytes and the options that change
+    results. Which outputs were asked for is not in it: each file is checked on its own."""
+    from .zoo import file_sha256
+
+    return {
+        "model": seg.model_name,
+        "model_sha256": file_sha256(seg.model_path),
+        "scales": list(seg.scales),
+        "flip": seg.flip,
+        "labels": seg.labels,
+        "alpha": outputs.alpha,
+    }
+
+
+def claim_output(sink: Sink, record: dict, *, overwrite: bool) -> None:
+    """Refuse to resume into outputs another model or other options made; then record ours.
+
+    Without this, a re-run with model B would skip every image model A already did.
+    """
+    import json
+
+    old = sink.read(RUN_RECORD)
+    if old is not None and not overwrite:
+        try:
+            before = json.loads(old)
+        except ValueError:
+            before = None
+        if before != record:
+            what = sorted(
+                k for k in record if not isinstance(before, dict) or before.get(k) != record[k]
+            )
+            made = before.get("model", "?") if isinstance(before, dict) else "?"
+            raise OptionError(
+                f"{sink.describe()} holds outputs made by {made} with other settings "
+                f"({', '.join(what)} differ): pass --overwrite to redo them, or choose another --out"
+            )
+    sink.write(RUN_RECORD, json.dumps(record, indent=1) + "\n")
+
+
 def plan(
     items: Sequence[Item], outputs: Outputs, sink: Sink, *, overwrite: bool = False
 ) -> tuple[list[Item], list[Outcome]]:
@@ -346,18 +403,13 @@ def _mtime(src: str) -> float:
 def prepare(item: Item, outputs: Outputs, max_pixels: int | None):
     """Read and decode one image (the part that overlaps inference); errors are returned.
 
-    Returns what ``Segmenter.segment`` takes: a decoded upright PIL image, or the raw
-    bytes of a JPEG when no overlay needs the full picture, so the segmenter can let the
-    decoder shrink it (DCT scaling) to the model size.
+    Returns the decoded upright PIL image that both the mask and the overlay are made from.
     """
     from .image import load_image
 
     try:
         uri = is_uri(item.src)
         data = read_uri(item.src) if uri else None
-        suffix = PurePosixPath(item.src).suffix.lower()
-        if not outputs.overlay and suffix in _JPEG:
-            return data if data is not None else Path(item.src).read_bytes()
         src = data if data is not None else item.src
         return load_image(src, max_pixels=max_pixels).image
     except Exception as exc:  # reported per image by finish()

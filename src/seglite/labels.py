@@ -186,6 +186,24 @@ def parse_label_lines(text: str, num_classes: int | None = None) -> list[str]:
     return names
 
 
+def same_classes(a: LabelSet, b: LabelSet) -> bool:
+    """Whether two label sets name the same classes in the same order (spellings aside).
+
+    Generic sets ("class 0", "class 1", ...) know no names, so they agree with any set of
+    their size; otherwise at least half the ids must carry the same class.
+    """
+    if len(a) != len(b):
+        return False
+
+    def generic(s: LabelSet) -> bool:
+        return all(n == f"class {i}" for i, n in enumerate(s.names))
+
+    if generic(a) or generic(b):
+        return True
+    same = sum(_key(x) == _key(y) for x, y in zip(a.names, b.names))
+    return 2 * same >= len(a)
+
+
 def read_label_file(path: str | Path, num_classes: int | None = None) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")

@@ -7,7 +7,6 @@ output_confidence_masks, display_names_locale.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -32,10 +31,6 @@ from .upsample import (
 
 ACCURATE_SCALES = (1.5, 2.0)
 ACCURATE_FLIP = True
-# The JPEG decoder may hand back a reduced image (DCT scaling) down to this fraction of
-# the model's input size: the photo is squashed into that window anyway, and decoding at
-# half size is several times cheaper than decoding in full and filtering down.
-DRAFT_SLACK = 0.9
 
 
 def check_scales(scales: Sequence[float] | float | None) -> tuple[float, ...]:
@@ -155,9 +150,10 @@ class Segmenter:
         t = Timings()
         t0 = time.perf_counter()
         h_in, w_in = self.input_size
-        top = max(self.scales) * DRAFT_SLACK
-        min_size = (math.ceil(w_in * top), math.ceil(h_in * top))
-        loaded = load_image(image, max_pixels=self.max_pixels, min_size=min_size)
+        # Always the full decode, never the JPEG decoder's reduced (DCT-scaled) one: the mask
+        # is then a function of the image's pixels alone, the same whether a path, bytes, a
+        # PIL image or an array came in, and whichever outputs the caller writes from it.
+        loaded = load_image(image, max_pixels=self.max_pixels)
         t1 = time.perf_counter()
         t.decode = (t1 - t0) * 1e3
         if self.accurate:

@@ -299,6 +299,11 @@ def _sha256_once(path: Path) -> str:
     return _HASHES[key]
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a model file, hashed once per process (by path, size and mtime)."""
+    return _sha256_once(Path(path))
+
+
 def _verified(path: Path, entry: ModelEntry) -> bool:
     return path.stat().st_size == entry.size and _sha256_once(path) == entry.sha256
 
@@ -318,8 +323,12 @@ def _get_entry(name: str) -> ModelEntry:
     try:
         return ZOO[name]
     except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name.lower(), list(ZOO), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ModelNotFoundError(
-            f"unknown model {name!r}: not a file and not a zoo name; known: {', '.join(ZOO)}"
+            f"unknown model {name!r}: not a file and not a zoo name; {hint}known: {', '.join(ZOO)}"
         ) from None
 
 

@@ -19,7 +19,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Evaluate MODEL (zoo name, .tflite, .onnx or seglite .safetensors) on "
         "DATASET_DIR (PASCAL VOC, CamVid or images/ + masks/ + labels.txt).",
     )
-    p.add_argument("model_arg", nargs="?", metavar="MODEL", help="zoo name or model file")
+    p.add_argument("model_arg", nargs="?", metavar="MODEL",
+                   help="zoo name or model file (required, here or as --model)")  # fmt: skip
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="dataset root folder")
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument(

@@ -27,7 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "checkpoint",
         metavar="CHECKPOINT",
-        help="a seglite .safetensors checkpoint, a DeepLab .tflite to import, or 'starter'",
+        help="a seglite .safetensors checkpoint, a DeepLab .tflite to import, a zoo name (e.g. camvid), or 'starter'",
     )
     p.add_argument("--format", "-f", default="tflite", help="tflite (default) or onnx")
     p.add_argument(

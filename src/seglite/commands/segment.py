@@ -125,10 +125,12 @@ def _read_list(path: str) -> list[str]:
 def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> int:
     from ..batch import (
         SegmenterSpec,
+        claim_output,
         is_uri,
         items_from_list,
         make_sink,
         plan,
+        run_record,
         walk_uris,
     )
     from ..segmenter import Segmenter
@@ -162,8 +164,10 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
             if remote and probe.entry is None
             else SegmenterSpec(args.model, kwargs, labels=probe.labels)
         )
+        record = run_record(probe, outputs)
 
     sink = make_sink(out)
+    claim_output(sink, record, overwrite=args.overwrite)
     todo, known = plan(items, outputs, sink, overwrite=args.overwrite)
     report = _Report(args, total=len(items))
     try:

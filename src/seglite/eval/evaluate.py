@@ -19,6 +19,32 @@ from ..errors import OptionError
 from .metrics import ConfusionMatrix
 
 
+def _check_label_sets(model_name: str, model_labels, dataset) -> None:
+    """Refuse to score a model against data labelled with other classes: the number would
+    be meaningless (a Cityscapes model on VOC scores 0.7 mIoU, and says nothing)."""
+    from ..labels import same_classes
+
+    if same_classes(model_labels, dataset.labels):
+        return
+    sample = ", ".join(model_labels.names[:4])
+    raise OptionError(
+        f"{model_name} predicts {len(model_labels)} classes ({sample}, ...) but {dataset.name} "
+        f"is labelled with {dataset.num_classes} {dataset.labels.key} classes "
+        f"({', '.join(dataset.labels.names[:4])}, ...); evaluate it on data with its label set"
+    )
+
+
+def _checkpoint_labels(model):
+    from ..labels import LABEL_SETS, default_label_set, label_set_from_names
+
+    labels = (getattr(model, "config", None) or {}).get("labels")
+    if isinstance(labels, str) and labels in LABEL_SETS:
+        return LABEL_SETS[labels]
+    if isinstance(labels, (list, tuple)) and len(labels) == model.num_classes:
+        return label_set_from_names([str(n) for n in labels])
+    return default_label_set(model.num_classes)
+
+
 @dataclass
 class EvalResult:
     """A confusion matrix with its context; ``as_dict()`` is the JSON users get."""
@@ -89,12 +115,7 @@ def evaluate(
                     f"{seg.model_name} has its stride baked in"
                 )
             seg.backend.set_output_stride(output_stride)
-        n_model = seg.backend.num_classes
-        if n_model is not None and n_model != dataset.num_classes:
-            raise OptionError(
-                f"{seg.model_name} predicts {n_model} classes but {dataset.name} has "
-                f"{dataset.num_classes} ({dataset.labels.key}); evaluate it on data with its label set"
-            )
+        _check_label_sets(seg.model_name, seg.label_set, dataset)
         cm = ConfusionMatrix(dataset.num_classes, dataset.ignore_index)
         t0 = time.perf_counter()
         with _progress(len(dataset), progress, f"eval {seg.model_name}") as bar:
@@ -149,11 +170,7 @@ def evaluate_checkpoint(
     torch.set_num_threads(threads)
     dataset = dataset.subset(limit)
     model = load_checkpoint(path)
-    if model.num_classes != dataset.num_classes:
-        raise OptionError(
-            f"{Path(path).name} predicts {model.num_classes} classes but {dataset.name} has "
-            f"{dataset.num_classes}"
-        )
+    _check_label_sets(Path(path).name, _checkpoint_labels(model), dataset)
     t0 = time.perf_counter()
     cm = evaluate_torch(
         model, dataset, scales=tuple(scales), flip=flip, output_stride=output_stride,

@@ -141,7 +141,7 @@ def load_source(spec: str | os.PathLike, *, output_stride: int | None = None) ->
     """
     from ..errors import require
 
-    require("torch", "torch")
+    require("torch", "export")
     if output_stride is not None and output_stride not in (8, 16, 32):
         raise OptionError(f"output stride must be 8, 16 or 32, got {output_stride!r}")
     stored_stride = None
@@ -160,6 +160,10 @@ def load_source(spec: str | os.PathLike, *, output_stride: int | None = None) ->
         )
     else:
         path = Path(text)
+        if not path.is_file() and not path.suffix:  # a zoo name, as segment and eval take
+            from ..zoo import resolve
+
+            path = resolve(text).path
         suffix = path.suffix.lower()
         if suffix not in (".safetensors", ".tflite"):
             raise OptionError(

@@ -66,8 +66,8 @@ def export_onnx(
     log: Callable[[str], None] | None = None,
 ) -> bytes:
     """The .onnx bytes of ``model`` (NCHW logits) with NHWC input/output and dynamic batch."""
-    torch = require("torch", "torch")
-    require("onnxscript", "onnx")  # torch.onnx's exporter is written with it
+    torch = require("torch", "export")
+    require("onnxscript", "export")  # torch.onnx's exporter is written with it
     say = log or (lambda _msg: None)
     h, w = input_size
     net = _wrap(model, argmax, getattr(model, "num_classes", None))

@@ -140,7 +140,7 @@ def convert(
     model, input_size: tuple[int, int], *, argmax: bool = False, num_classes: int | None = None
 ) -> bytes:
     """float32 .tflite bytes of ``model`` at ``input_size`` (H, W), NHWC in and out (slow)."""
-    torch = require("torch", "torch")
+    torch = require("torch", "export")
     with captured_output():
         litert_torch = require("litert_torch", "export")
     h, w = input_size
