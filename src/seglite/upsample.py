@@ -35,10 +35,16 @@ class ArgmaxKernel:
     def __init__(self):
         from importlib.resources import files
 
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         data = (files("seglite") / "assets" / "argmax.tflite").read_bytes()
-        self._interp = Interpreter(model_content=data, num_threads=1)
+        # XNNPACK has no ARG_MAX, so the default delegate would only announce itself on
+        # stderr (a stray "INFO: Created ... XNNPACK delegate" line on ONNX and torch runs).
+        self._interp = Interpreter(
+            model_content=data,
+            num_threads=1,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
         self._shape: tuple[int, ...] | None = None
         self._in = self._interp.get_input_details()[0]["index"]
         self._out = self._interp.get_output_details()[0]["index"]

@@ -139,6 +139,8 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
     out = args.out or DEFAULT_OUT
     if is_video(out):
         raise OptionError(f"--out {out} is a video name: give a folder for images")
+    if Path(out).suffix.lower() in _FILE_OUTPUTS and not Path(out).is_dir():
+        return _one_file(args, paths, listed, Path(out))
     if args.ray:
         wanted = args.overlay or args.mask or args.json
         outputs = Outputs(args.overlay, args.mask or not wanted, args.json, args.alpha)
@@ -204,6 +206,48 @@ def _run_images(args, spec, todo, known, outputs, out, sink, report) -> None:
         run_pool(spec, todo, outputs, out, report, jobs=args.jobs)
     else:
         run_serial(spec, todo, outputs, sink, report)
+
+
+_FILE_OUTPUTS = {".png": "image", ".json": "json"}
+
+
+def _one_file(args: argparse.Namespace, paths: list[str], listed: list[str], out: Path) -> int:
+    """``--out NAME.png`` (or ``.json``) for one image: exactly that file, nothing beside it.
+
+    A .png is the overlay, or the mask when only --mask is asked for; a .json the summary.
+    """
+    from .. import viz
+    from ..segmenter import Segmenter
+
+    if len(paths) + len(listed) != 1 or not Path((paths or listed)[0]).is_file():
+        raise OptionError(f"--out {out} names one file: give one image, or a folder for several")
+    if args.jobs or args.ray:
+        raise OptionError("--jobs and --ray are for folders; one image needs neither")
+    want = [
+        k for k, on in (("overlay", args.overlay), ("mask", args.mask), ("json", args.json)) if on
+    ]
+    kind = "json" if out.suffix.lower() == ".json" else ("mask" if want == ["mask"] else "overlay")
+    if len(want) > 1 or (want and want != [kind]):
+        raise OptionError(
+            f"--out {out} holds one output ({kind}): give a folder for {', '.join(want)}"
+        )
+    src = (paths or listed)[0]
+    with Segmenter(args.model, **segmenter_kwargs(args)) as seg:
+        from ..image import load_image
+
+        loaded = load_image(src, max_pixels=seg.max_pixels)
+        result = seg.segment(loaded.image)
+        result.source = src
+    if kind == "json":
+        data: bytes | str = viz.summary_json(result)
+    elif kind == "mask":
+        data = viz.png_bytes(viz.mask_image(result))
+    else:
+        data = viz.png_bytes(viz.overlay(loaded.image, result, alpha=args.alpha))
+    viz.write_atomic(out, data)
+    if not args.quiet:
+        print(f"{src} -> {out} ({kind})", file=sys.stderr)
+    return 0
 
 
 class _Report:
