@@ -112,7 +112,7 @@ def test_workers_stop_when_the_parent_is_killed(tmp_path):
     photo_folder(tmp_path / "in", 30)
     proc = cli(str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--jobs", "2", "-q")
     deadline = time.monotonic() + 60
-    while not list((tmp_path / "out").glob("*.json")) and time.monotonic() < deadline:
+    while not list((tmp_path / "out").glob("*.mask.png")) and time.monotonic() < deadline:
         time.sleep(0.02)
     workers = _children(proc.pid)  # the two workers and multiprocessing's resource tracker
     assert len(workers) >= 2

@@ -262,3 +262,10 @@ def test_ddp_two_gloo_processes(camvid, tmp_path):
     # 6 images, 2 processes x batch 2: one step per epoch (the remainder is dropped)
     assert state["epoch"] == pytest.approx(3.0)
     assert (tmp_path / "ddp" / "final.safetensors").is_file()
+
+
+def test_val_limit_bounds_the_final_validation_too(camvid, tmp_path):
+    train(tiny(camvid, val_limit=1, iterations=1), tmp_path / "r", progress=False)
+    recs = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    finals = [r for r in recs if r.get("final")]
+    assert len(finals) == 2 and all(r["val_images"] == 1 for r in finals)  # OS 16 and OS 8

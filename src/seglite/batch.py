@@ -30,12 +30,12 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
 from .errors import OptionError, SegliteError
+from .files import PART, write_atomic
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-_PART = ".part"  # suffix viz.write_atomic gives its temporary files
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class LocalSink:
             base = Path(dirpath)
             for f in files:
                 p = base / f
-                if f.startswith(".") and f.endswith(_PART):
+                if f.startswith(".") and f.endswith(PART):
                     p.unlink(missing_ok=True)
                     continue
                 try:
@@ -171,8 +171,6 @@ class LocalSink:
         return found
 
     def write(self, rel: str, data: bytes | str) -> None:
-        from .viz import write_atomic
-
         write_atomic(self.root / rel, data)
 
     def read(self, rel: str) -> bytes | None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import SegliteError, require
+from .files import write_atomic
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
@@ -273,7 +274,7 @@ def _segment_frames(
                 writer.write(np.asarray(picture), ts)
             if masks_dir is not None:
                 name = masks_dir / f"frame_{stats.frames:06d}.png"
-                viz.write_atomic(name, viz.png_bytes(viz.mask_image(result)))
+                write_atomic(name, viz.png_bytes(viz.mask_image(result)))
             stats.frames += 1
             stats.seconds = time.perf_counter() - t0
             on_frame(stats)

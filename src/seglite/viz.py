@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import secrets
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -122,26 +119,6 @@ def png_bytes(img: Image.Image, *, compress_level: int = 1) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG", compress_level=compress_level)
     return buf.getvalue()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write to a temporary name beside ``path``, then rename: readers never see half a file.
-
-    The file gets the usual permissions (0666 less the umask), unlike mkstemp's 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def summary_json(result: SegmentationResult) -> str:

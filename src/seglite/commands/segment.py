@@ -217,6 +217,7 @@ def _one_file(args: argparse.Namespace, paths: list[str], listed: list[str], out
     A .png is the overlay, or the mask when only --mask is asked for; a .json the summary.
     """
     from .. import viz
+    from ..files import write_atomic
     from ..segmenter import Segmenter
 
     if len(paths) + len(listed) != 1 or not Path((paths or listed)[0]).is_file():
@@ -244,7 +245,7 @@ def _one_file(args: argparse.Namespace, paths: list[str], listed: list[str], out
         data = viz.png_bytes(viz.mask_image(result))
     else:
         data = viz.png_bytes(viz.overlay(loaded.image, result, alpha=args.alpha))
-    viz.write_atomic(out, data)
+    write_atomic(out, data)
     if not args.quiet:
         print(f"{src} -> {out} ({kind})", file=sys.stderr)
     return 0

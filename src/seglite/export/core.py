@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ImageError, ModelError, ModelNotFoundError, OptionError, SegliteError
+from ..files import write_atomic
 
 if TYPE_CHECKING:  # torch is an optional extra
     from torch import nn
@@ -289,18 +289,6 @@ def synthetic_pixels(input_size: tuple[int, int], n: int = 2) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path``, then rename: no half-written models."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def default_out(source: ExportSource, fmt: str, precision: str, argmax: bool) -> Path:

@@ -14,14 +14,13 @@ Metadata keys written:
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ModelError, require
+from ..files import write_atomic
 from .deeplab import INPUT_MEAN, INPUT_STD, DeepLab, from_config
 
 FORMAT = "seglite.deeplab/1"
@@ -56,15 +55,9 @@ def save_checkpoint(
     for key, value in (extra_metadata or {}).items():
         metadata[str(key)] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        safetensors_torch.save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    # Serialized in memory and written by the shared atomic write: save_file's own file
+    # would be 0600, whatever the user's umask says.
+    return write_atomic(path, safetensors_torch.save(tensors, metadata=metadata), fsync=True)
 
 
 def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:

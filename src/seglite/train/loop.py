@@ -651,6 +651,7 @@ def finish(model, cfg, out: Path, val_set, it: int, input_size, val_history, log
 
     results: dict[str, Any] = {"iteration": it}
     if val_set is not None:
+        val_set = val_set.subset(cfg.val_limit)  # --val-limit bounds the last check too
         for os_ in sorted({cfg.output_stride, 8}, reverse=True):
             cm = evaluate_torch(model, val_set, output_stride=os_, progress=True)
             s = cm.summary(val_set.labels.names)

@@ -10,24 +10,14 @@ each names files that are complete.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
+from ..files import PART, write_atomic
+
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, fsync=True)
 
 
 def atomic_write_json(path: Path, data: Any, *, sort_keys: bool = True) -> None:
@@ -40,7 +30,7 @@ def read_json(path: Path) -> Any:
 
 def save_optimizer(optimizer, names: dict, path: Path) -> None:
     """SGD momentum buffers keyed by parameter name, as safetensors (atomic)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {}
     for group in optimizer.param_groups:
@@ -48,14 +38,8 @@ def save_optimizer(optimizer, names: dict, path: Path) -> None:
             buf = optimizer.state.get(p, {}).get("momentum_buffer")
             if buf is not None:
                 tensors[names[p]] = buf.detach().cpu().contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata={"seglite.format": "seglite.sgd-momentum/1"})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    data = save(tensors, metadata={"seglite.format": "seglite.sgd-momentum/1"})
+    write_atomic(path, data, fsync=True)
 
 
 def load_optimizer(optimizer, names: dict, path: Path) -> None:
@@ -72,7 +56,7 @@ def load_optimizer(optimizer, names: dict, path: Path) -> None:
 def prune_checkpoints(ckpt_dir: Path, keep_iterations: set[int]) -> None:
     """Delete checkpoint files of other iterations and leftover temporaries."""
     for f in ckpt_dir.glob("*"):
-        if f.name.endswith(".tmp"):
+        if f.name.endswith((".tmp", PART)):  # .tmp: written before files.write_atomic
             f.unlink(missing_ok=True)
             continue
         stem = f.stem.rsplit("-", 1)
