@@ -79,3 +79,33 @@ def test_models_lists_the_zoo():
     assert "deeplabv3" in proc.stdout and "cityscapes" in proc.stdout and "ade20k" in proc.stdout
     rows = json.loads(run("models", "--json").stdout)
     assert {r["name"] for r in rows} >= {"deeplabv3", "coral-pascal", "ade20k"}
+
+
+def test_a_busy_port_is_one_line_before_any_banner():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run("serve", "--port", str(port))
+    assert proc.returncode == 2
+    assert (
+        proc.stderr
+        == f"seglite: error: 127.0.0.1:{port} is in use by another program: stop it or pick another --port\n"
+    )
+
+
+def test_a_mistyped_model_name_gets_a_suggestion():
+    proc = run("segment", str(EXAMPLES / "astronaut.jpg"), "--model", "deeplab3")
+    assert proc.returncode == 2 and "did you mean 'deeplabv3'?" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_runs_on_other_runtimes_print_no_litert_banner(tmp_path):
+    """The argmax kernel is LiteRT without its default XNNPACK delegate: no INFO line."""
+    proc = run(
+        "segment", str(EXAMPLES / "chelsea.jpg"), "--model", "camvid", "--out", str(tmp_path), "-q"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "XNNPACK" not in proc.stderr and "INFO" not in proc.stderr

@@ -199,3 +199,25 @@ def test_webcam_frame_is_segmented(browser_page):
     assert _legend(page), "a captured frame gives at least one class"
     assert page.locator("#video").is_hidden() and page.locator("#view").is_visible()
     assert not problems, problems
+
+
+def test_api_docs_render_from_local_assets(browser_page, tmp_path):
+    """/docs is Swagger UI from the package's own files: no CDN, so it works offline."""
+    page, base, _ = browser_page
+    outside: list[str] = []
+
+    def watch(request) -> None:
+        if not request.url.startswith((base, "data:")):
+            outside.append(request.url)
+
+    page.on("request", watch)
+    try:
+        page.goto(f"{base}/docs")
+        page.wait_for_selector(".opblock-summary-path[data-path='/v1/segment']", timeout=20_000)
+        assert "Segment an image" in page.inner_text(".swagger-ui")
+        page.screenshot(path=str(tmp_path / "docs.png"))
+    finally:
+        page.remove_listener("request", watch)
+        page.goto(f"{base}/")  # back to the app for whatever runs next
+        page.wait_for_selector("#model option[value='deeplabv3']", state="attached")
+    assert not outside, outside

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port must be between 0 and 65535, got {args.port}")
+    sock = _bind(args.host, args.port)  # a busy port is one line, before models load
     config = ServeConfig(
         models=tuple(args.model or ("deeplabv3",)),
         workers=args.workers or default_workers(),
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"seglite serve: http://{host}:{args.port}/  models: {', '.join(service.pools)}; "
+        f"seglite serve: http://{host}:{sock.getsockname()[1]}/  models: {', '.join(service.pools)}; "
         f"{config.workers} workers x {config.threads} threads, queue {config.queue}",
         file=sys.stderr,
     )
@@ -144,5 +145,26 @@ def run(args: argparse.Namespace) -> int:
             "proxy in front if that matters",
             file=sys.stderr,
         )
-    server.run()
+    server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _bind(host: str, port: int):
+    """The listening socket, bound now, so that the server's banner means it is listening."""
+    import errno
+    import socket
+
+    from ..errors import OptionError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        busy = exc.errno == errno.EADDRINUSE
+        why = "is in use by another program" if busy else f"cannot be used ({exc.strerror})"
+        raise OptionError(f"{host}:{port} {why}: stop it or pick another --port") from None
+    sock.set_inheritable(True)
+    return sock

@@ -47,6 +47,7 @@ from ..errors import (
     ModelError,
     OptionError,
     SegliteError,
+    require,
 )
 from ..image import load_image, resize
 from ..result import SegmentationResult
@@ -675,14 +676,16 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
             # wait for their worker threads too, then free the interpreters.
             await anyio.to_thread.run_sync(service.close, config.shutdown_timeout)
 
-    app = FastAPI(
+    # fastapi-offline: FastAPI with Swagger UI and ReDoc served from its own files, so /docs
+    # works where FastAPI's default CDN cannot be reached.
+    app = require("fastapi_offline", "serve").FastAPIOffline(
+        static_url="/docs/assets",
         title="seglite",
         version=__version__,
         summary="DeepLab semantic segmentation over HTTP",
         description="Upload an image, get class masks, overlays, per-class shares and timings. "
         "The web page is at `/`.",
         lifespan=lifespan,
-        redoc_url=None,
     )
     app.state.service = service
     app.state.config = config
