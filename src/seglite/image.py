@@ -1,8 +1,8 @@
 """The one image loader: decode anything a user hands in, upright, as RGB, and fit it to a model.
 
-Decoding is where most of the time outside the model goes, so the loader can ask
-the JPEG decoder for a reduced image (DCT scaling, as Pillow's thumbnail does)
-when only a small version is needed, while still reporting the original size.
+The Segmenter always decodes in full, so a mask depends on the image's pixels alone. A
+preview that needs only a small picture (the service's budgeted confidence map) may ask
+the JPEG decoder for a reduced one (``min_size``, DCT scaling) and still learn the full size.
 """
 
 from __future__ import annotations
