@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PETS_VOC, street_camvid
 from PIL import Image
 
 from seglite.data import TrainTransform, camvid_dataset, folder_dataset, open_dataset, voc_dataset
@@ -79,13 +80,14 @@ def test_camvid_layout(tmp_path):
     assert open_dataset(tmp_path, split="val").split == "val"
 
 
-def test_real_camvid_and_voc_open():
-    data = Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not (data / "camvid").is_dir():
-        pytest.skip("shared data not present")
-    assert len(open_dataset(data / "camvid", split="train")) == 367
-    assert len(open_dataset(data / "camvid", split="val")) == 101
-    assert len(open_dataset(data / "voc2012", split="val")) == 139
+def test_repo_camvid_and_voc_open(tmp_path):
+    street_camvid(tmp_path / "cv", "train")
+    street_camvid(tmp_path / "cv", "val")
+    assert len(open_dataset(tmp_path / "cv", split="train")) == 4
+    assert len(open_dataset(tmp_path / "cv", split="val")) == 4
+    voc = open_dataset(PETS_VOC, split="val")
+    assert len(voc) == 12 and voc.mask_encoding == "palette"
+    assert set(np.unique(voc[0][1])) <= {0, 8, 12, 255}
 
 
 def test_folder_layout_with_label_file(tmp_path):

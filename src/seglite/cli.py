@@ -77,7 +77,9 @@ def segmenter_kwargs(args: argparse.Namespace) -> dict:
 
 
 # Each command lives in seglite.commands.<name> with add_parser(subparsers) and run(args).
-COMMANDS = ("segment", "models", "bench", "eval", "train", "export", "serve")
+COMMANDS = (
+    "segment", "models", "bench", "eval", "train", "export", "serve", "check", "inspect", "compare",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

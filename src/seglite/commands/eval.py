@@ -13,11 +13,14 @@ NATIVE_ACCURATE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from ..data.layouts import DATASET_KINDS
+
     p = sub.add_parser(
         "eval",
         help="measure a model on a labelled dataset (mIoU, per-class IoU)",
         description="Evaluate MODEL (zoo name, .tflite, .onnx or seglite .safetensors) on "
-        "DATASET_DIR (PASCAL VOC, CamVid or images/ + masks/ + labels.txt).",
+        "DATASET_DIR (any layout seglite check recognises: VOC, CamVid, COCO JSON, Cityscapes, "
+        "ADE20K, Oxford-IIIT Pet, images/ + masks/).",
     )
     p.add_argument("model_arg", nargs="?", metavar="MODEL",
                    help="zoo name or model file (required, here or as --model)")  # fmt: skip
@@ -25,7 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument(
         "--dataset", dest="dataset_kind", default="auto",
-        choices=("auto", "voc", "camvid", "folder"), help="layout (default: detect)",
+        choices=DATASET_KINDS, help="layout (default: detect)",
     )  # fmt: skip
     p.add_argument("--labels", default=None, help="folder datasets: label file or label-set key")
     p.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None,

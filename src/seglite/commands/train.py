@@ -41,7 +41,7 @@ def _weights(text: str) -> list[float] | str:
 # flag -> (config field, type, help); each overrides the config file.
 _OVERRIDES = {
     "--dataset": ("dataset", str, "dataset root folder"),
-    "--dataset-kind": ("dataset_kind", str, "auto, voc, camvid or folder"),
+    "--dataset-kind": ("dataset_kind", str, "auto (detect), voc, camvid, folder, coco, cityscapes, ade20k, oxford_pets"),
     "--train-split": ("train_split", str, "split to train on"),
     "--val-split": ("val_split", str, "split to validate on ('' for none)"),
     "--init": ("init", str, "starter, scratch, or a .safetensors checkpoint"),

