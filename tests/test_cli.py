@@ -108,4 +108,4 @@ def test_runs_on_other_runtimes_print_no_litert_banner(tmp_path):
         "segment", str(EXAMPLES / "chelsea.jpg"), "--model", "camvid", "--out", str(tmp_path), "-q"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "XNNPACK" not in proc.stderr and "INFO" not in proc.stderr
+    assert "XNNPACK" not in proc.stderr and "INFO" not in proc.stderr, proc.stderr

@@ -268,7 +268,7 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
 def bomb() -> bytes:
     data = _png(30000, 30000)  # 900 megapixels, mode '1': ~110 KB on disk
     assert len(data) < 200_000
-    assert Image.open(io.BytesIO(data)).size == (30000, 30000)
+    assert struct.unpack(">II", data[16:24]) == (30000, 30000)  # IHDR width, height
     return data
 
 
@@ -293,9 +293,9 @@ HOSTILE: list[tuple[int, str, dict]] = [
     (400, "truncated-jpeg-multipart", {"kw": _multipart(GOOD[:3000])}),
     (400, "jpeg-header-only", {"data": GOOD[:200]}),
     (400, "truncated-png", {"data": GOOD_PNG[: len(GOOD_PNG) // 2], "ctype": "image/png"}),
-    (400, "random-bytes", {"data": os.urandom(4096)}),
-    (400, "html-as-png", {"data": b"<html><body>hi</body></html>", "ctype": "image/png"}),
-    (400, "svg", {"data": b"<svg xmlns='http://www.w3.org/2000/svg'/>", "ctype": "image/svg+xml"}),
+    (415, "random-bytes", {"data": os.urandom(4096)}),
+    (415, "html-as-png", {"data": b"<html><body>hi</body></html>", "ctype": "image/png"}),
+    (415, "svg", {"data": b"<svg xmlns='http://www.w3.org/2000/svg'/>", "ctype": "image/svg+xml"}),
     (400, "zero-width-png", {"data": _png(0, 10), "ctype": "image/png"}),
     (400, "malformed-multipart", {"data": b"--x\r\nnot multipart", "ctype": "multipart/form-data"}),
     (415, "text-plain", {"data": b"hello", "ctype": "text/plain"}),

@@ -171,7 +171,7 @@ class LocalSink:
         return found
 
     def write(self, rel: str, data: bytes | str) -> None:
-        write_atomic(self.root / rel, data)
+        write_atomic(_inside(self.root, rel), data)
 
     def read(self, rel: str) -> bytes | None:
         try:
@@ -205,7 +205,7 @@ class ArrowSink:
         return found
 
     def write(self, rel: str, data: bytes | str) -> None:
-        path = f"{self.base}/{rel}"
+        path = f"{self.base}/{_safe_rel(rel)}"
         self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         payload = data.encode("utf-8") if isinstance(data, str) else data
         with self.fs.open_output_stream(path) as fh:
@@ -290,8 +290,8 @@ def walk_uris(uris: Sequence[str]) -> list[Item]:
                 if i.type == fs_mod.FileType.File and i.extension.lower() in {
                     s[1:] for s in IMAGE_SUFFIXES
                 }:
-                    rel = PurePosixPath(i.path[len(base) :].lstrip("/"))
-                    found.append(Item(f"{scheme}://{i.path}", rel.with_suffix("").as_posix()))
+                    rel = i.path[len(base) :].split("/")
+                    found.append(Item(f"{scheme}://{i.path}", output_name(rel)))
         else:
             found.append(Item(uri, PurePosixPath(base).stem))
     return found
@@ -306,9 +306,34 @@ def items_from_list(lines: Iterable[str]) -> list[Item]:
         shortest = min(len(p) for p in parts) - 1
         while common < shortest and all(p[common] == parts[0][common] for p in parts):
             common += 1
-    return [
-        Item(s, PurePosixPath(*p[common:]).with_suffix("").as_posix()) for s, p in zip(srcs, parts)
-    ]
+    return [Item(s, output_name(p[common:])) for s, p in zip(srcs, parts)]
+
+
+def output_name(parts: Sequence[str]) -> str:
+    """An image's output name (a relative posix path, no suffix) from its path's parts.
+
+    '..', '.' and empty parts are dropped, so a list entry such as '../../etc/x.jpg' is
+    written as 'etc/x.*' under --out, never beside it.
+    """
+    kept = [p for p in parts if p not in ("", ".", "..")]
+    if not kept:
+        raise OptionError(f"{'/'.join(parts)!r} names no file")
+    return PurePosixPath(*kept).with_suffix("").as_posix()
+
+
+def _safe_rel(rel: str) -> str:
+    """Refuse an output name that would climb out of the output root (absolute, or '..')."""
+    if rel.startswith("/") or ".." in PurePosixPath(rel).parts:
+        raise OptionError(f"output name {rel!r} would leave the output folder")
+    return rel
+
+
+def _inside(root: Path, rel: str) -> Path:
+    """``root/rel``, refused when the name would land outside ``root``.
+
+    Lexical on purpose: a folder the user linked into --out is theirs to use.
+    """
+    return root / _safe_rel(rel)
 
 
 RUN_RECORD = ".seglite-run.json"  # in the output root: what made the outputs there

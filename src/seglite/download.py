@@ -15,7 +15,9 @@ import os
 import socket
 import sys
 import tempfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +27,21 @@ from .errors import DownloadError
 
 CHUNK = 1 << 16
 USER_AGENT = "seglite (python urllib)"
+DEADLINE = 900.0  # seconds for a whole download: a server trickling bytes cannot hold us
+STALE_PART = 3600.0  # a partial file this old belongs to a download that died
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only (urllib's default also follows ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise urllib.error.URLError(f"refused a redirect to a {scheme or 'relative'}:// URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -73,15 +90,18 @@ def download(
     size: int | None = None,
     progress: bool = True,
     timeout: float = 30,
+    deadline: float = DEADLINE,
 ) -> Path:
     """Download ``url`` to ``dest`` if and only if its sha256 is ``sha256``; return ``dest``.
 
-    ``size`` (bytes) is the expected length where the server sends no Content-Length; it also
-    stops a server that sends more than expected. ``progress`` shows a tqdm bar on a terminal.
+    ``size`` (bytes), when known, is the length that counts: a server announcing or sending
+    another is refused before it can fill the disk. ``timeout`` bounds each wait for data,
+    ``deadline`` the whole transfer. ``progress`` shows a tqdm bar on a terminal.
     """
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(dest)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as exc:
         raise DownloadError(
@@ -92,7 +112,9 @@ def download(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            digest, received, expected = _fetch(url, out, size, progress, timeout, dest)
+            digest, received, expected = _fetch(
+                url, out, size, progress, timeout, dest, time.monotonic() + deadline
+            )
             out.flush()
             os.fsync(out.fileno())
         if expected is not None and received != expected:
@@ -112,15 +134,31 @@ def download(
     return dest
 
 
-def _fetch(url, out, size, progress, timeout, dest) -> tuple[str, int, int | None]:
+def _remove_stale_parts(dest: Path) -> None:
+    """Delete partial files that killed downloads of ``dest`` left behind (old ones only:
+    a fresh one may be another process's download in progress)."""
+    now = time.time()
+    for part in dest.parent.glob(f".{dest.name}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART:
+                part.unlink()
+        except OSError:
+            pass
+
+
+def _fetch(url, out, size, progress, timeout, dest, end) -> tuple[str, int, int | None]:
     """Stream the body into ``out``; return (sha256 hex, bytes received, expected bytes)."""
     h = hashlib.sha256()
     received = 0
+    start = time.monotonic()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with _OPENER.open(request, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
-            expected = int(length) if length and length.isdigit() else size
+            announced = int(length) if length and length.isdigit() else None
+            if size is not None and announced is not None and announced != size:
+                raise _fail(url, dest, f"server announces {announced} bytes, expected {size}")
+            expected = size if size is not None else announced
             show = progress and sys.stderr is not None and sys.stderr.isatty()
             with tqdm(
                 total=expected,
@@ -132,8 +170,10 @@ def _fetch(url, out, size, progress, timeout, dest) -> tuple[str, int, int | Non
                 leave=False,
             ) as bar:
                 while True:
+                    if time.monotonic() > end:
+                        raise _fail(url, dest, f"not finished within {round(end - start):g} s")
                     try:
-                        block = resp.read(CHUNK)
+                        block = resp.read1(CHUNK)  # returns after each arrival: deadline checks
                     except http.client.IncompleteRead as exc:
                         received += len(exc.partial)
                         break

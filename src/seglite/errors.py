@@ -18,6 +18,12 @@ class ImageError(SegliteError):
     http_status = 400
 
 
+class ImageFormatError(ImageError):
+    """A file format seglite does not decode (only an allowlist of raster formats is read)."""
+
+    http_status = 415
+
+
 class ImageTooLargeError(ImageError):
     """The image has more pixels than the configured limit (decompression-bomb guard)."""
 

@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, ImageTooLargeError
+from .errors import ImageError, ImageFormatError, ImageTooLargeError
 
-# Our own guard replaces Pillow's warning-then-error so the limit is one clear option.
-Image.MAX_IMAGE_PIXELS = None
-ImageFile.LOAD_TRUNCATED_IMAGES = False
+# The raster formats seglite decodes, Pillow's names (MPO, phones' multi-picture JPEG, comes
+# in through the JPEG plugin). Nothing else is even parsed: EPS would run Ghostscript on
+# the uploader's PostScript, and the long tail of rare plugins is attack surface that no
+# photo needs. JPEG 2000 is left out too: a few hundred bytes can declare a huge canvas.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF")
+# Signatures of formats people do send, to name them when they are refused.
+_SIGNATURES = {
+    b"%!PS": "PostScript/EPS", b"\xc5\xd0\xd3\xc6": "EPS", b"%PDF": "PDF", b"8BPS": "PSD",
+    b"\x00\x00\x00\x0cjP  ": "JPEG 2000", b"\xff\x4f\xff\x51": "JPEG 2000",
+    b"<svg": "SVG", b"<?xml": "SVG/XML", b"\x00\x00\x01\x00": "ICO",
+}
+# Signatures of the accepted formats: such a file that Pillow cannot open is broken.
+_ACCEPTED_SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP",
+    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP",
+}
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger photos exist, bombs are far larger
 ImageSource = Union[  # noqa: UP007 (a runtime alias)
@@ -128,7 +143,7 @@ def load_image(
     else:
         raise ImageError(f"cannot read an image from {type(src).__name__}")
     try:
-        img = Image.open(fp)
+        img = open_image(fp, name, max_pixels)
         # Size check from the header alone: for PNG, getexif() may decode the whole image.
         _check_pixels(img.size, max_pixels, name)
         orientation = img.getexif().get(0x0112, 1)
@@ -143,9 +158,9 @@ def load_image(
         img = _to_rgb(img)
     except ImageError:
         raise
-    except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image file Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except MemoryError:
+        raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
+    except Exception as exc:  # any decoder failure (OSError, RuntimeError from AVIF, ...)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"{name}: corrupt or truncated image ({msg})") from None
     if img.size[0] == 0 or img.size[1] == 0:
@@ -153,14 +168,84 @@ def load_image(
     return LoadedImage(img, upright, name)
 
 
+def open_image(fp, name: str = "image", max_pixels: int | None = None) -> Image.Image:
+    """``Image.open`` restricted to :data:`FORMATS`: the one place a file's format is judged.
+
+    Pillow's own pixel guard warns from 89 MP; seglite's ``max_pixels`` (checked by the
+    callers from the same header) is the limit that counts, so that warning is muted here
+    rather than by changing ``PIL.Image.MAX_IMAGE_PIXELS`` for the whole process.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp, formats=_available_formats())
+    except UnidentifiedImageError:
+        broken = _broken_accepted_format(fp)
+        if broken:
+            raise ImageError(f"{name}: corrupt or truncated image ({broken})") from None
+        raise ImageFormatError(f"{name}: {_refused_format(fp)}") from None
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit, from the header
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(found.group(1)) if found else None
+        if pixels is not None and max_pixels is not None and pixels > max_pixels:
+            raise ImageTooLargeError(_too_many(name, pixels, max_pixels)) from None
+        raise ImageTooLargeError(
+            f"{name}: {pixels or 'too many':,} pixels is over Pillow's own limit of "
+            f"{2 * Image.MAX_IMAGE_PIXELS:,} as well; raise PIL.Image.MAX_IMAGE_PIXELS too "
+            "if you trust this image"
+        ) from None
+
+
+def _available_formats() -> tuple[str, ...]:
+    """:data:`FORMATS` that this Pillow build has a plugin for (AVIF is optional)."""
+    Image.init()
+    return tuple(f for f in FORMATS if f in Image.OPEN)
+
+
+def _head(fp) -> bytes:
+    try:
+        if isinstance(fp, (str, os.PathLike)):
+            with open(fp, "rb") as fh:
+                return fh.read(16)
+        fp.seek(0)
+        return fp.read(16)
+    except OSError:
+        return b""
+
+
+def _broken_accepted_format(fp) -> str | None:
+    """'an unreadable PNG header' when the file starts like an accepted format."""
+    head = _head(fp)
+    for sig, kind in _ACCEPTED_SIGNATURES.items():
+        if head.startswith(sig):
+            return f"an unreadable {kind} header"
+    if head[4:12] in (b"ftypavif", b"ftypavis"):
+        return "an unreadable AVIF header"
+    return None
+
+
+def _refused_format(fp) -> str:
+    accepted = ", ".join(FORMATS)
+    head = _head(fp)
+    for sig, kind in _SIGNATURES.items():
+        if head.lstrip().startswith(sig):
+            return f"{kind} files are not accepted; seglite reads {accepted}"
+    return f"not an image file seglite reads ({accepted})"
+
+
 def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> None:
     if size[0] <= 0 or size[1] <= 0:
         raise ImageError(f"{name}: image has no pixels")
     if max_pixels is not None and size[0] * size[1] > max_pixels:
-        raise ImageTooLargeError(
-            f"{name}: {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (raise max_pixels / --max-pixels if you trust this image)"
-        )
+        raise ImageTooLargeError(_too_many(name, size[0] * size[1], max_pixels, size))
+
+
+def _too_many(name: str, pixels: int, limit: int, size: tuple[int, int] | None = None) -> str:
+    dims = f"{size[0]}x{size[1]} = " if size else ""
+    return (
+        f"{name}: {dims}{pixels:,} pixels exceeds the limit of {limit:,} "
+        "(raise max_pixels / --max-pixels if you trust this image)"
+    )
 
 
 def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -273,14 +273,28 @@ def _parse_input(tensor: _Table, meta: SegmentationMetadata) -> None:
             meta.input_std = opts.numbers(1, "f") or None
 
 
+# A label file is a few kilobytes (ADE20K's 151 names: 1.5 KB); anything far larger in a
+# model's zip is a decompression bomb, refused before it is inflated.
+MAX_LABEL_FILE = 1 << 20
+MAX_LABEL_FILES = 64
+
+
 def _read_label_files(
     meta: SegmentationMetadata, files: list[tuple[str, str | None]], data: bytes, src: str
 ) -> None:
-    """Labels from the zip appended to the model (zipfile finds it after the flatbuffer)."""
+    """Labels from the zip appended to the model (zipfile finds it after the flatbuffer).
+
+    Sizes are checked from the zip's directory and again while inflating (the directory
+    can lie), so a hostile model costs at most MAX_LABEL_FILE bytes per label file.
+    """
+    if len(files) > MAX_LABEL_FILES:
+        raise ModelError(f"{src}: metadata names {len(files)} label files; not a real model")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            texts = {name: zf.read(name).decode("utf-8-sig") for name, _ in files}
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, OSError, EOFError) as exc:
+            texts = {name: _read_small(zf, name, src) for name, _ in files}
+    except ModelError:
+        raise
+    except Exception as exc:  # BadZipFile, zlib.error, NotImplementedError (a method), ...
         raise ModelError(
             f"{src}: metadata names label file {files[0][0]!r} but it cannot be read from the "
             f"model ({type(exc).__name__}); the file is truncated or was modified"
@@ -289,6 +303,20 @@ def _read_label_files(
     meta.label_file_name = primary
     meta.labels = parse_label_lines(texts[primary])
     meta.display_names = {loc: parse_label_lines(texts[n]) for n, loc in files if loc}
+
+
+def _read_small(zf: zipfile.ZipFile, name: str, src: str) -> str:
+    info = zf.getinfo(name)
+    if info.file_size > MAX_LABEL_FILE:
+        raise ModelError(
+            f"{src}: label file {name!r} claims {info.file_size:,} bytes (a label file is a few "
+            "KB); refusing to inflate it"
+        )
+    with zf.open(info) as fh:
+        raw = fh.read(MAX_LABEL_FILE + 1)
+    if len(raw) > MAX_LABEL_FILE:
+        raise ModelError(f"{src}: label file {name!r} inflates past {MAX_LABEL_FILE:,} bytes")
+    return raw.decode("utf-8-sig")
 
 
 # --------------------------------------------------------------------------- writing

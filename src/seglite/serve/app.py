@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__, viz
 from ..errors import (
     ImageError,
+    ImageFormatError,
     ImageTooLargeError,
     MissingExtraError,
     ModelError,
@@ -130,6 +131,7 @@ class MalformedRequest(SegliteError):
 _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (UploadTooLarge, "too_large"),
     (ImageTooLargeError, "too_large"),
+    (ImageFormatError, "unsupported_media_type"),
     (ImageError, "bad_image"),
     (UnsupportedMedia, "unsupported_media_type"),
     (UploadTimeout, "timeout"),
@@ -435,10 +437,14 @@ def _refuse_bombs(data: bytes, max_pixels: int | None) -> None:
     """
     if max_pixels is None:
         return
+    from ..image import open_image
+
     try:
-        with Image.open(io.BytesIO(data)) as im:  # reads the header only
+        with open_image(io.BytesIO(data), max_pixels=max_pixels) as im:  # the header only
             w, h = im.size
-    except Exception:  # undecodable: load_image will say why, in its words
+    except ImageTooLargeError:
+        raise
+    except Exception:  # undecodable or refused: load_image will say why, in its words
         return
     if w * h > max_pixels:
         raise ImageTooLargeError(
