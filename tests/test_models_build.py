@@ -220,7 +220,7 @@ def test_builder_names_are_forgiving():
         ({"depth_multiplier": -1}, "depth_multiplier"),
         ({"version": "v3", "decoder_channels": 128}, "only applies to v3+"),
         ({"version": "v2", "image_pooling": False}, "only applies to v3 and v3+"),
-        ({"multi_grid": (1, 2, 4)}, "only applies to resnet and xception"),
+        ({"multi_grid": (1, 2, 4)}, "only applies to resnet50, resnet101, xception65"),
         ({"backbone": "resnet50", "multi_grid": (1, 2)}, "exactly 3"),
         ({"atrous_rates": (6, 0, 18)}, "positive integers"),
         ({"version": "v1", "atrous_rates": (6, 12)}, "exactly 1"),

@@ -113,7 +113,8 @@ TRAINED_HERE = [n for n, e in ZOO.items() if not e.url]
 @pytest.mark.parametrize("name", list(ZOO))
 def test_entry_is_consistent(name):
     e = ZOO[name]
-    assert e.name == name and e.labels in LABEL_SETS and e.output in ("logits", "argmax")
+    assert e.name == name and e.labels in LABEL_SETS
+    assert e.output in ("logits", "argmax", "sigmoid") and e.imports in ("yes", "native", "no")
     assert e.format in ("tflite", "safetensors")
     assert e.url.startswith("https://") or e.packaged  # no URL: it ships in the package
     assert len(e.input_size) == 2 and e.num_classes == len(LABEL_SETS[e.labels])
@@ -286,12 +287,18 @@ def test_list_models(env, monkeypatch):
     rows = list_models()
     assert [r["name"] for r in rows] == list(ZOO)
     assert set(rows[0]) == {
-        "name", "size_mb", "input", "classes", "labels", "quantized", "output", "source", "local",
+        "name", "size_mb", "input", "classes", "labels", "quantized", "output",
+        "imports to PyTorch", "source", "local",
     }  # fmt: skip
     by_name = {r["name"]: r for r in rows}
     assert by_name["deeplabv3"]["local"] == "yes" and by_name["cityscapes"]["local"] == "no"
     assert by_name["ade20k"]["classes"] == 151 and by_name["coral-pascal"]["output"] == "argmax"
     assert by_name["deeplabv3"]["input"] == "257x257" and by_name["deeplabv3"]["size_mb"] == 2.8
+    # Every DeepLab file imports into PyTorch; the person models are not DeepLabs.
+    deeplabs = [r for r in rows if r["name"] not in ("selfie", "selfie-landscape", "camvid", "camvid-lite")]
+    assert all(r["imports to PyTorch"] == "yes" for r in deeplabs) and len(deeplabs) == 9
+    assert by_name["selfie"]["imports to PyTorch"] == "no" and by_name["selfie"]["local"] == "yes"
+    assert by_name["ade20k-mlperf"]["classes"] == 32 and by_name["selfie"]["classes"] == 2
     monkeypatch.setenv("SEGLITE_MODEL_DIR", str(MODEL_DIR))
     assert {r["name"] for r in list_models() if r["local"] != "yes"} <= set(NOT_IN_REPO)
 

@@ -152,6 +152,11 @@ LABEL_SETS: dict[str, LabelSet] = {
     "cityscapes19": _make("cityscapes19", CITYSCAPES_NAMES, CITYSCAPES_COLORS, 255),
     "ade20k151": _make("ade20k151", ADE20K_NAMES),
     "camvid11": _make("camvid11", CAMVID_NAMES, CAMVID_COLORS, 11),
+    # MLPerf Mobile's ADE20K-Top31: 0 = other, then ADE20K classes 1..31 (names as in the
+    # class list of freedomtan/coreml_models_for_mlperf mosaic/mosaic_multi_arrays.py).
+    "ade20k32": _make("ade20k32", ADE20K_NAMES[:32]),
+    # MediaPipe's person models: one sigmoid channel, read as background / person.
+    "person2": _make("person2", ("background", "person"), ((0, 0, 0), (192, 128, 128))),
 }
 
 

@@ -39,8 +39,10 @@ class ModelEntry:
     """One zoo model: where its file comes from and what it outputs.
 
     ``labels`` is a key of ``seglite.labels.LABEL_SETS``; ``input_size`` is (height, width);
-    ``output`` is "logits" (N x H x W x C scores) or "argmax" (class ids); ``quantized`` means
-    8-bit weights. ``packaged`` entries ship inside ``seglite/assets/`` (any format, e.g. a
+    ``output`` is "logits" (N x H x W x C scores), "argmax" (class ids) or "sigmoid" (one
+    person-probability channel); ``quantized`` means 8-bit weights. ``imports`` says how the
+    weights reach PyTorch: "yes" (``seglite import`` / ``import_tflite``), "native" (a
+    seglite checkpoint) or "no" (not a DeepLab). ``packaged`` entries ship inside ``seglite/assets/`` (any format, e.g. a
     ``.safetensors`` checkpoint); ``url`` may be empty for files that cannot be downloaded.
     """
 
@@ -57,6 +59,7 @@ class ModelEntry:
     source: str
     license: str
     packaged: bool = False
+    imports: str = "yes"
 
     @property
     def num_classes(self) -> int:
@@ -96,8 +99,8 @@ def register(entry: ModelEntry, *, replace: bool = False) -> ModelEntry:
             f"model {entry.name!r}: unknown label set {entry.labels!r}; "
             f"known: {', '.join(LABEL_SETS)}"
         )
-    if entry.output not in ("logits", "argmax"):
-        raise OptionError(f"model {entry.name!r}: output must be 'logits' or 'argmax'")
+    if entry.output not in ("logits", "argmax", "sigmoid"):
+        raise OptionError(f"model {entry.name!r}: output must be 'logits', 'argmax' or 'sigmoid'")
     if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
         raise OptionError(f"model {entry.name!r}: sha256 must be 64 lowercase hex digits")
     if entry.size <= 0 or len(entry.input_size) != 2:
@@ -225,6 +228,7 @@ for _e in (
         source="seglite (trained from the starter model)",
         license="CC BY-NC 4.0 (CamVid training data: research use)",
         packaged=True,
+        imports="native",
     ),
     ModelEntry(
         name="camvid-lite",
@@ -241,6 +245,75 @@ for _e in (
         source="seglite (seglite export of camvid)",
         license="CC BY-NC 4.0 (CamVid training data: research use)",
         packaged=True,
+        imports="no",
+    ),
+    ModelEntry(
+        name="ade20k-mlperf",
+        filename="deeplabv3_mnv2_ade20k_uint8.tflite",
+        url="https://github.com/mlcommons/mobile_models/raw/main/v0_7/tflite/"
+        "deeplabv3_mnv2_ade20k_uint8.tflite",
+        sha256="2d58c681d81b5e181816b81cc815b82edf3daad905b4d7d35afade80aee93b5f",
+        size=2348952,
+        labels="ade20k32",
+        input_size=(512, 512),
+        quantized=True,
+        output="argmax",
+        description="MLPerf Mobile v0.7 DeepLab v3+ MobileNetV2 (decoder), uint8, ADE20K "
+        "top-31 classes + other (from deeplabv3_mnv2_ade20k_train_2018_12_03)",
+        source="mlcommons/mobile_models",
+        license="Apache-2.0",
+    ),
+    ModelEntry(
+        name="coral-pascal-257",
+        filename="deeplabv3_mnv2_pascal_257_os8_quant.tflite",
+        url="https://github.com/freedomtan/deeplabv3_tflite_for_nnapi_delegate/raw/"
+        "3c58d64718a7/pascal_voc_2012/deeplabv3_mnv2_pascal_257_os8_quant.tflite",
+        sha256="27d985c43c4f0abeea2b85153ce7455457239b73ee0b1aca658290d91ac387bc",
+        size=2183440,
+        labels="voc21",
+        input_size=(257, 257),
+        quantized=True,
+        output="argmax",
+        description="the coral-pascal weights (deeplabv3_mnv2_pascal_train_aug_8bit) at "
+        "257x257, output stride 8, uint8",
+        source="freedomtan/deeplabv3_tflite_for_nnapi_delegate",
+        license="BSD-3-Clause",
+    ),
+    ModelEntry(
+        name="selfie",
+        filename="selfie_segmentation.tflite",
+        url="https://github.com/google-ai-edge/mediapipe/raw/63e679d99ca4/mediapipe/"
+        "modules/selfie_segmentation/selfie_segmentation.tflite",
+        sha256="8d13b7fae74af625c641226813616a2117bd6bca19eb3b75574621fc08557f27",
+        size=249024,
+        labels="person2",
+        input_size=(256, 256),
+        quantized=False,
+        output="sigmoid",
+        description="MediaPipe Selfie Segmentation (general): person probability, for "
+        "background effects; not a DeepLab (shipped)",
+        source="google-ai-edge/mediapipe",
+        license="Apache-2.0",
+        packaged=True,
+        imports="no",
+    ),
+    ModelEntry(
+        name="selfie-landscape",
+        filename="selfie_segmentation_landscape.tflite",
+        url="https://github.com/google-ai-edge/mediapipe/raw/63e679d99ca4/mediapipe/"
+        "modules/selfie_segmentation/selfie_segmentation_landscape.tflite",
+        sha256="4aafe6223bb8dac6fac8ca8ed56852870a33051ef3f6238822d282a109962894",
+        size=249792,
+        labels="person2",
+        input_size=(144, 256),
+        quantized=False,
+        output="sigmoid",
+        description="MediaPipe Selfie Segmentation for 144x256 landscape frames; faster "
+        "(shipped)",
+        source="google-ai-edge/mediapipe",
+        license="Apache-2.0",
+        packaged=True,
+        imports="no",
     ),
 ):
     register(_e)
@@ -417,6 +490,7 @@ def list_models() -> list[dict[str, object]]:
                 "labels": e.labels,
                 "quantized": "yes" if e.quantized else "no",
                 "output": e.output,
+                "imports to PyTorch": e.imports,
                 "source": e.source,
                 "local": "yes" if local else "no",
             }

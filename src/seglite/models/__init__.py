@@ -17,7 +17,8 @@ from ..errors import require
 
 require("torch", "torch")
 
-from .backbones import BACKBONES, MobileNetV2, ResNet, Xception65  # noqa: E402
+from .backbones import MobileNetEdgeTPU, MobileNetV2, ResNet, Xception65  # noqa: E402
+from .batchnorm import calibrate_batchnorm  # noqa: E402
 from .checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint  # noqa: E402
 from .deeplab import (  # noqa: E402
     INPUT_MEAN,
@@ -28,22 +29,28 @@ from .deeplab import (  # noqa: E402
     deeplab,
     from_config,
     set_output_stride,
-    starter_config,
-    starter_model,
 )
 from .describe import count_params, describe, format_description  # noqa: E402
-from .tflite_import import calibrate_batchnorm, import_tflite  # noqa: E402
+from .pretrained import starter_config, starter_model  # noqa: E402
+from .registry import BACKBONES, backbone_entry, register_backbone  # noqa: E402
+from .tflite_import import import_tflite  # noqa: E402
+from .weights import BACKBONE_WEIGHTS, STARTER_WEIGHTS, Weights  # noqa: E402
 
 __all__ = [
     "BACKBONES",
+    "BACKBONE_WEIGHTS",
+    "STARTER_WEIGHTS",
+    "Weights",
     "INPUT_MEAN",
     "INPUT_STD",
     "OUTPUT_STRIDES",
     "VERSIONS",
     "DeepLab",
+    "MobileNetEdgeTPU",
     "MobileNetV2",
     "ResNet",
     "Xception65",
+    "backbone_entry",
     "calibrate_batchnorm",
     "count_params",
     "deeplab",
@@ -53,6 +60,7 @@ __all__ = [
     "import_tflite",
     "load_checkpoint",
     "read_checkpoint_metadata",
+    "register_backbone",
     "save_checkpoint",
     "set_output_stride",
     "starter_config",

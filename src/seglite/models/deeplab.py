@@ -14,17 +14,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ModelError, OptionError
 from ..labels import LABEL_SETS
-from .backbones import build_backbone
 from .heads import ASPP, ASPPSum, Decoder, LargeFOV
-from .layers import init_classifier, init_weights
+from .layers import UPSAMPLING, init_classifier, init_weights, resize_bilinear, use_tf_same_padding
+from .registry import BACKBONES, backbone_entry
 
 VERSIONS = ("v1", "v2", "v3", "v3+")
 OUTPUT_STRIDES = (8, 16, 32)
@@ -33,14 +31,7 @@ INPUT_MEAN = 127.5
 INPUT_STD = 127.5
 
 _VERSION_ALIASES = {"v3plus": "v3+", "v3p": "v3+"}
-_BACKBONE_ALIASES = {
-    "mobilenetv2": "mobilenet_v2",
-    "mnv2": "mobilenet_v2",
-    "resnet50": "resnet50",
-    "resnet101": "resnet101",
-    "xception65": "xception65",
-    "xception": "xception65",
-}
+PADDINGS = ("symmetric", "tf_same")
 # Paper defaults: (rates, the output stride they are given at).
 _DEFAULT_RATES = {"v1": ((12,), 8), "v2": ((6, 12, 18, 24), 8), "v3": ((6, 12, 18), 16)}
 
@@ -57,6 +48,7 @@ class DeepLab(nn.Module):
         *,
         config: dict[str, Any],
         align_corners: bool = True,
+        upsampling: str | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -64,6 +56,7 @@ class DeepLab(nn.Module):
         self.decoder = decoder
         self.classifier = classifier
         self.align_corners = align_corners
+        self.upsampling = upsampling or ("align_corners" if align_corners else "half_pixel")
         self.config = config
 
     def forward(self, x: Tensor) -> Tensor:
@@ -73,7 +66,7 @@ class DeepLab(nn.Module):
         if self.decoder is not None:
             y = self.decoder(y, feats["low_level"])
         y = self.classifier(y)
-        return F.interpolate(y, size=size, mode="bilinear", align_corners=self.align_corners)
+        return resize_bilinear(y, size, self.upsampling)
 
     @property
     def output_stride(self) -> int:
@@ -227,16 +220,21 @@ def deeplab(
     decoder_separable: bool | None = None,
     labels: str | Sequence[str] | None = None,
     align_corners: bool = True,
+    upsampling: str | None = None,
+    padding: str | None = None,
+    backbone_weights: str | None = None,
 ) -> DeepLab:
     """Build a DeepLab model with freshly initialized weights.
 
     Args:
         version: "v1" (atrous backbone + LargeFOV), "v2" (ASPP, summed), "v3" (ASPP with
             image pooling and batch norm), "v3+" (v3 + decoder).
-        backbone: "mobilenet_v2", "resnet50", "resnet101" or "xception65".
+        backbone: "mobilenet_v2", "mobilenet_edgetpu", "resnet50", "resnet101" or
+            "xception65" (or an alias; see ``seglite.models.registry``).
         num_classes: number of output channels (21 for PASCAL VOC).
         output_stride: 8, 16 or 32; switch later with ``model.set_output_stride``.
-        depth_multiplier: MobileNetV2 width (0.5 for the TFLite starter model).
+        depth_multiplier: MobileNet width (0.5 for the TFLite starter model, 0.75 for
+            the Cityscapes MobileNet-EdgeTPU).
         multi_grid: ResNet / Xception unit rates of the last block; default (1, 2, 4) for
             ResNet v3/v3+, (1, 1, 1) otherwise.
         atrous_rates: rates at ``output_stride``. Defaults: v1 (12,) and v2 (6, 12, 18, 24)
@@ -251,12 +249,20 @@ def deeplab(
         decoder_separable: v3+: separable decoder convs (default: Xception).
         labels: label-set key ("voc21", "camvid11", ...) or class names, kept in ``config``.
         align_corners: bilinear upsampling convention (True matches TF1 DeepLab).
+        upsampling: the convention by name, overriding ``align_corners``: "align_corners",
+            "half_pixel" (``align_corners=False``) or "asymmetric" (TF1's resize with
+            align_corners=False, as in MLPerf's ADE20K graph). Stored only when asymmetric.
+        padding: "symmetric" (default) or "tf_same": strided convs pad an even-sized input
+            like TensorFlow (extra pixel bottom/right), for graphs exported at 512x512.
+        backbone_weights: start the backbone from pretrained weights instead of random
+            ones: "imagenet" (MobileNetV2 1.0; see ``seglite.models.weights``). The head,
+            decoder and classifier stay freshly initialized.
     """
     version = _canonical(version, _VERSION_ALIASES, VERSIONS, "DeepLab version")
-    backbone = _canonical(
-        backbone, _BACKBONE_ALIASES, ("mobilenet_v2", "resnet50", "resnet101", "xception65"),
-        "backbone",
-    )  # fmt: skip
+    if isinstance(backbone, str):
+        backbone = backbone.strip().lower().removeprefix("deeplab").strip("-_ ")
+    entry = backbone_entry(backbone)
+    backbone = entry.name
     _check_int("num_classes", num_classes)
     output_stride = _check_output_stride(output_stride)
     is_v3 = version in ("v3", "v3+")
@@ -273,9 +279,13 @@ def deeplab(
         or not math.isfinite(depth_multiplier)
     ):
         raise OptionError(f"depth_multiplier must be in (0, 4], got {depth_multiplier!r}")
-    if backbone != "mobilenet_v2" and depth_multiplier != 1.0:
-        raise OptionError("depth_multiplier only applies to the mobilenet_v2 backbone")
-    only("multi_grid", multi_grid, backbone != "mobilenet_v2", "resnet and xception backbones")
+
+    def takers(option: str) -> str:
+        return ", ".join(n for n, e in BACKBONES.items() if option in e.options) + " backbones"
+
+    if "depth_multiplier" not in entry.options and depth_multiplier != 1.0:
+        raise OptionError(f"depth_multiplier only applies to the {takers('depth_multiplier')}")
+    only("multi_grid", multi_grid, "multi_grid" in entry.options, takers("multi_grid"))
     only("image_pooling", image_pooling, is_v3, "v3 and v3+")
     only("aspp_channels", aspp_channels, is_v3, "v3 and v3+")
     only("aspp_separable", aspp_separable, is_v3, "v3 and v3+")
@@ -289,7 +299,8 @@ def deeplab(
     labels = _check_labels(labels, num_classes)
 
     if multi_grid is None:
-        multi_grid = (1, 2, 4) if backbone.startswith("resnet") and is_v3 else (1, 1, 1)
+        grid_defaults = entry.v3_options if is_v3 else {}
+        multi_grid = grid_defaults.get("multi_grid", entry.options.get("multi_grid", (1, 1, 1)))
     multi_grid = _check_rates("multi_grid", multi_grid, min_len=3, max_len=3)
     if atrous_rates is None:
         rates, at = _DEFAULT_RATES["v3" if is_v3 else version]
@@ -298,7 +309,7 @@ def deeplab(
         atrous_rates = _check_rates("atrous_rates", atrous_rates, min_len=1, max_len=1)
     else:
         atrous_rates = _check_rates("atrous_rates", atrous_rates, min_len=0 if is_v3 else 1)
-    separable = backbone == "xception65"
+    separable = entry.separable_head
     config: dict[str, Any] = {
         "version": version,
         "backbone": backbone,
@@ -306,7 +317,7 @@ def deeplab(
         "output_stride": output_stride,
         "depth_multiplier": float(depth_multiplier),
     }
-    if backbone != "mobilenet_v2":
+    if "multi_grid" in entry.options:
         config["multi_grid"] = list(multi_grid)
     config["atrous_rates"] = list(atrous_rates)
     if version != "v2":
@@ -331,16 +342,37 @@ def deeplab(
         )
     config["labels"] = labels
     config["align_corners"] = bool(align_corners)
-    return _build(config)
+    if upsampling is not None:
+        if upsampling not in UPSAMPLING:
+            raise OptionError(
+                f"upsampling must be one of {', '.join(UPSAMPLING)}, got {upsampling!r}"
+            )
+        config["align_corners"] = upsampling == "align_corners"
+        if upsampling == "asymmetric":
+            config["upsampling"] = upsampling
+    if padding is not None and padding not in PADDINGS:
+        raise OptionError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    if padding == "tf_same":
+        config["padding"] = padding
+    model = _build(config)
+    if backbone_weights is not None:
+        from .weights import load_backbone_weights
+
+        options = {"depth_multiplier": config["depth_multiplier"]}
+        note = load_backbone_weights(model.backbone, backbone_weights, backbone, options)
+        model.pretrained_from = note
+    return model
 
 
 def _build(config: dict[str, Any]) -> DeepLab:
     version, os_ = config["version"], config["output_stride"]
-    backbone = build_backbone(
-        config["backbone"],
+    backbone = backbone_entry(config["backbone"]).build(
         output_stride=os_,
         depth_multiplier=config["depth_multiplier"],
-        multi_grid=config.get("multi_grid", (1, 1, 1)),
+        multi_grid=tuple(config.get("multi_grid", (1, 1, 1))),
+    )
+    upsampling = config.get("upsampling") or (
+        "align_corners" if config["align_corners"] else "half_pixel"
     )
     rates = config["atrous_rates"]
     decoder = None
@@ -370,7 +402,7 @@ def _build(config: dict[str, Any]) -> DeepLab:
                 low_level_channels=config["decoder_low_level_channels"],
                 channels=config["decoder_channels"],
                 separable=config["decoder_separable"],
-                align_corners=config["align_corners"],
+                upsampling=upsampling,
             )
             width = decoder.out_channels
         classifier = nn.Conv2d(width, config["num_classes"], 1)
@@ -381,7 +413,10 @@ def _build(config: dict[str, Any]) -> DeepLab:
         decoder,
         config=dict(config),
         align_corners=config["align_corners"],
+        upsampling=upsampling,
     )
+    if config.get("padding") == "tf_same":
+        use_tf_same_padding(model)
     init_weights(model)
     if isinstance(head, ASPPSum):
         for conv in head.branches:
@@ -401,108 +436,3 @@ def from_config(config: dict[str, Any]) -> DeepLab:
         raise ModelError(f"model config does not fit this seglite version: {exc}") from None
     except OptionError as exc:
         raise ModelError(f"model config is invalid: {exc}") from None
-
-
-# ---------------------------------------------------------------------------- starter model
-
-STARTER_ASSET = "deeplabv3_257_mv_gpu.tflite"
-
-
-def starter_config(**overrides: Any) -> dict[str, Any]:
-    """``deeplab()`` arguments of ``deeplabv3_257_mv_gpu.tflite``: DeepLabv3, MobileNetV2
-    depth 0.5 at output stride 8, ASPP-lite (1x1 + image pooling), 21 VOC classes."""
-    cfg: dict[str, Any] = dict(
-        version="v3",
-        backbone="mobilenet_v2",
-        num_classes=21,
-        output_stride=8,
-        depth_multiplier=0.5,
-        atrous_rates=(),
-        image_pooling=True,
-        labels="voc21",
-    )
-    cfg.update(overrides)
-    return cfg
-
-
-def starter_model(
-    *,
-    num_classes: int = 21,
-    pretrained: bool | str | Path | None = None,
-    decoder: bool = False,
-    decoder_separable: bool = False,
-    output_stride: int = 8,
-    labels: str | Sequence[str] | None = None,
-) -> DeepLab:
-    """The architecture of the TFLite starter model, optionally with its VOC weights.
-
-    Args:
-        num_classes: 21 keeps the VOC classifier; anything else gets a new, randomly
-            initialized 1x1 classifier on top of the imported backbone and ASPP-lite.
-        pretrained: None/False for random weights; True for the starter model shipped
-            with seglite; or a path to a ``.tflite`` (imported) or ``.safetensors`` file.
-        decoder: add a randomly initialized DeepLabv3+ decoder (48-channel projection of
-            the stride-4 depthwise feature, two 3x3 convs of 256) between the imported
-            encoder and a new classifier.
-        decoder_separable: depthwise-separable decoder convs (TF DeepLab's default). At
-            480x360 the plain decoder costs 14.0 GMACs against 0.55 for the whole
-            encoder; the separable one 1.6.
-        output_stride: 8 as in the TFLite file; 16 trains about 3x faster.
-        labels: label-set key or names; default "voc21" for 21 classes.
-
-    Example (CamVid fine-tuning)::
-
-        model = starter_model(num_classes=11, pretrained=True, labels="camvid11")
-    """
-    if labels is None and num_classes == 21:
-        labels = "voc21"
-    overrides: dict[str, Any] = dict(
-        num_classes=num_classes, output_stride=output_stride, labels=labels
-    )
-    if decoder:
-        overrides["version"] = "v3+"
-        overrides["decoder_separable"] = bool(decoder_separable)
-    elif decoder_separable:
-        raise OptionError("decoder_separable needs decoder=True")
-    model = deeplab(**starter_config(**overrides))
-    if pretrained is None or pretrained is False:
-        return model
-    source = _load_pretrained_source(pretrained).state_dict()
-    state = model.state_dict()
-    new_parts = ("classifier.", "decoder.") if decoder or num_classes != 21 else ()
-    wanted = [k for k in state if not k.startswith(new_parts)]
-    unfit = [k for k in wanted if k not in source or source[k].shape != state[k].shape]
-    if unfit:
-        raise ModelError(
-            f"{pretrained}: not the starter architecture ({len(unfit)} tensors missing or "
-            f"of another shape, e.g. {unfit[0]})"
-        )
-    for k in wanted:
-        state[k] = source[k]
-    model.load_state_dict(state)
-    model.pretrained_from = str(pretrained)
-    return model
-
-
-def _load_pretrained_source(pretrained: bool | str | Path) -> nn.Module:
-    if pretrained is True:
-        from importlib import resources
-
-        ref = resources.files("seglite") / "assets" / STARTER_ASSET
-        if not ref.is_file():
-            raise ModelError(
-                f"the packaged {STARTER_ASSET} is missing; pass pretrained=<path to it>"
-            )
-        with resources.as_file(ref) as path:
-            return _load_pretrained_source(path)
-    path = Path(pretrained)
-    if path.suffix.lower() == ".tflite":
-        from .tflite_import import import_tflite
-
-        model, _ = import_tflite(path)
-        return model
-    if path.suffix.lower() == ".safetensors":
-        from .checkpoint import load_checkpoint
-
-        return load_checkpoint(path)
-    raise ModelError(f"{path}: pretrained weights must be a .tflite or .safetensors file")

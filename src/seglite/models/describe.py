@@ -124,7 +124,8 @@ def _parse_arch(spec: str) -> nn.Module:
     """'v3+ resnet101', 'v3:mobilenet_v2:x0.5:os8', 'starter', or a .safetensors/.tflite file."""
     from pathlib import Path
 
-    from .deeplab import VERSIONS, deeplab, starter_model
+    from .deeplab import VERSIONS, deeplab
+    from .pretrained import starter_model
 
     text = spec.strip()
     if text.lower().endswith((".safetensors", ".tflite")):
@@ -175,7 +176,7 @@ def describe_table(arch: str = "all", input_size: tuple[int, int] | int = (513, 
             (257, 257) if arch.strip().lower() == "starter" else input_size
         )
         return format_description(describe(model, tuple(size) if len(size) == 2 else size))
-    from .backbones import BACKBONES
+    from .registry import BACKBONES
 
     rows = [["version", "backbone", "params", "GMACs OS16", "GMACs OS8"]]
     with torch.device("meta"):

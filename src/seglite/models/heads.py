@@ -20,10 +20,9 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import ConvBNAct, SeparableConv, set_atrous
+from .layers import ConvBNAct, SeparableConv, resize_bilinear, set_atrous
 
 
 class _AtrousHead(nn.Module):
@@ -172,7 +171,7 @@ class Decoder(nn.Module):
         low_level_channels: int = 48,
         channels: int = 256,
         separable: bool = False,
-        align_corners: bool = True,
+        upsampling: str = "align_corners",
     ) -> None:
         super().__init__()
         self.low_level = ConvBNAct(low_level_in, low_level_channels, 1)
@@ -188,10 +187,10 @@ class Decoder(nn.Module):
                 conv2=conv3(channels),
             )
         )
-        self.align_corners = align_corners
+        self.upsampling = upsampling
         self.out_channels = channels
 
     def forward(self, x: Tensor, low_level: Tensor) -> Tensor:
         low = self.low_level(low_level)
-        x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=self.align_corners)
+        x = resize_bilinear(x, low.shape[-2:], self.upsampling)
         return self.fuse(torch.cat([x, low], dim=1))

@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 BN_EPS = 1e-5
+# Bilinear conventions: TF1 DeepLab's align_corners=True; PyTorch's (and TF2's) half-pixel
+# centres; TF1's resize with align_corners=False, which maps dst x to src x * in / out.
+UPSAMPLING = ("align_corners", "half_pixel", "asymmetric")
 
 Act = Callable[[], nn.Module]
 
@@ -134,3 +139,61 @@ def tf_atrous_schedule(strides: list[int], output_stride: int, start: int = 1) -
             out.append((s, 1))
             current *= s
     return out
+
+
+def resize_bilinear(x: Tensor, size, mode: str = "align_corners") -> Tensor:
+    """Bilinear resize of NCHW ``x`` to ``size`` under one of ``UPSAMPLING``.
+
+    PyTorch has no "asymmetric" mode, and graphs exported with TF1's default resize
+    (MLPerf's ADE20K model) use it; it is written here as two gathers and lerps per axis.
+    """
+    size = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if mode != "asymmetric":
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=mode == "align_corners")
+    for dim, (n_in, n_out) in ((2, (x.shape[2], size[0])), (3, (x.shape[3], size[1]))):
+        src = torch.arange(n_out, device=x.device, dtype=torch.float32) * (n_in / n_out)
+        lo = src.floor().clamp_(max=n_in - 1)
+        frac = (src - lo).to(x.dtype)
+        lo = lo.long()
+        hi = (lo + 1).clamp_(max=n_in - 1)
+        shape = [1, 1, 1, 1]
+        shape[dim] = n_out
+        a, b = x.index_select(dim, lo), x.index_select(dim, hi)
+        x = a + (b - a) * frac.view(shape)
+    return x
+
+
+class TFSameConv2d(nn.Conv2d):
+    """A Conv2d that pads like TensorFlow's SAME: the extra pixel of an even-sized input
+    to a strided conv goes at the bottom/right, not the top/left.
+
+    Only models imported from graphs with even input sizes (512x512) need it; for the
+    odd sizes DeepLab uses (513, 257) it is the symmetric padding of every conv here.
+    ``use_tf_same_padding`` switches a model's convolutions in place.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride == (1, 1):
+            return super().forward(x)
+        pads = []
+        for n, k, s, d in zip(
+            reversed(x.shape[-2:]), reversed(self.kernel_size),
+            reversed(self.stride), reversed(self.dilation),
+        ):  # fmt: skip
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            pads += [total // 2, total - total // 2]
+        if pads[0] == pads[1] == self.padding[1] and pads[2] == pads[3] == self.padding[0]:
+            return super().forward(x)
+        return F.conv2d(
+            F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+        )
+
+
+def use_tf_same_padding(model: nn.Module) -> nn.Module:
+    """Make every Conv2d of ``model`` pad like TF SAME (see ``TFSameConv2d``); in place."""
+    for m in model.modules():
+        if type(m) is nn.Conv2d:
+            m.__class__ = TFSameConv2d
+    return model

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelError, OptionError
 
-OutputKind = Literal["logits", "argmax"]
+OutputKind = Literal["logits", "argmax", "sigmoid"]  # sigmoid: run() gives 2 log-probs
 BACKENDS = ("litert", "onnx", "torch")
 
 

@@ -71,6 +71,7 @@ class LiteRTBackend:
         self._image_index: int | None = None
         self._image_shape: tuple[int, ...] | None = None
         self.coarse_factor: tuple[int, int] | None = None
+        fuse_argmax = fuse_argmax and self.output_kind != "sigmoid"  # one channel: no argmax
         if not (rewrite and self._rewrite(data, fuse_argmax, fuse_argmax and cut_final_resize)):
             self._allocate(self._interp)
 
@@ -174,6 +175,8 @@ class LiteRTBackend:
                 mean, std = self.metadata.input_mean, self.metadata.input_std
             if self.metadata.labels:
                 self.labels = list(self.metadata.labels)
+        if self.output_kind == "sigmoid" and (mean, std) == (DEFAULT_MEAN, DEFAULT_STD):
+            mean, std = 0.0, 255.0  # MediaPipe's person models take RGB in [0, 1]
         self.mean, self.std = mean, std
         if self.num_classes is None and self.labels:
             self.num_classes = len(self.labels)
@@ -183,6 +186,11 @@ class LiteRTBackend:
         if len(oshape) == 4 and oshape[3] >= 2 and odtype.kind in "fiu":
             self.output_kind = "logits"
             self.num_classes: int | None = oshape[3]
+        elif len(oshape) == 4 and oshape[3] == 1 and odtype.kind == "f":
+            # One sigmoid channel (MediaPipe selfie): a person probability, served by
+            # run() as two-class log-probabilities so that argmax and softmax just work.
+            self.output_kind = "sigmoid"
+            self.num_classes = 2
         elif len(oshape) == 3 and odtype.kind in "iu":
             self.output_kind = "argmax"
             self.num_classes = None
@@ -236,6 +244,10 @@ class LiteRTBackend:
         """The model's scores (or ids) at its own output size, whatever was cut from it."""
         self._invoke(pixels)
         out = self._interp.tensor(self._out_index)()
+        if self.output_kind == "sigmoid":  # p -> [log(1 - p), log(p)]
+            p = np.clip(out, 1e-6, 1 - 1e-6)
+            del out
+            return np.concatenate([np.log1p(-p), np.log(p)], axis=-1).astype(np.float32)
         if self.coarse_factor:
             fine = np.stack([upsample_align_corners(o, self.coarse_factor) for o in out])
             del out

@@ -130,7 +130,9 @@ def median_frequency_weights(dataset) -> list[float]:
 def build_model(cfg: TrainConfig, num_classes: int, labels):
     """The model to train, at ``cfg.output_stride``: imported starter weights, a
     checkpoint (classifier replaced if the classes differ) or random weights."""
-    from ..models.deeplab import deeplab, starter_model
+    from ..models.deeplab import deeplab
+    from ..models.pretrained import starter_model
+    from ..models.registry import backbone_entry
 
     init = cfg.init
     if init == "starter" and not cfg.model_options:
@@ -145,7 +147,7 @@ def build_model(cfg: TrainConfig, num_classes: int, labels):
             version=cfg.version, backbone=cfg.backbone, num_classes=num_classes,
             output_stride=cfg.output_stride, labels=labels,
         )  # fmt: skip
-        if kw["backbone"] in ("mobilenet_v2", "mnv2", "mobilenetv2"):
+        if "depth_multiplier" in backbone_entry(kw["backbone"]).options:
             kw["depth_multiplier"] = cfg.depth_multiplier
         kw.update(cfg.model_options or {})
         try:
@@ -163,7 +165,8 @@ def build_model(cfg: TrainConfig, num_classes: int, labels):
 def _starter_variant(cfg: TrainConfig, num_classes: int, labels):
     """The starter architecture with ``cfg.model_options`` (e.g. ``decoder_separable``,
     ``decoder_channels``), its encoder initialized from the imported VOC weights."""
-    from ..models.deeplab import deeplab, starter_config, starter_model
+    from ..models.deeplab import deeplab
+    from ..models.pretrained import starter_config, starter_model
 
     try:
         model = deeplab(
