@@ -71,6 +71,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="seconds a client may take to send its upload; slower ones get 408 (default: 60)",
     )
     p.add_argument(
+        "--max-connections",
+        type=int_at_least(2),
+        default=256,
+        help="open connections at most; beyond, new ones get 503 at once (default: 256, and "
+        "never more than the open-file limit allows)",
+    )
+    p.add_argument(
         "--graceful-timeout",
         type=_positive_float,
         default=30.0,
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
         read_timeout=args.read_timeout,
         shutdown_timeout=args.graceful_timeout,
+        max_connections=_fits_open_files(args.max_connections),
     )
     app = create_app(config)  # loads every model now: a bad one fails here, in one line
     service = app.state.service
@@ -131,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
             access_log=not args.no_access_log,
             timeout_graceful_shutdown=args.graceful_timeout,
             server_header=False,
+            limit_concurrency=config.max_connections,
+            timeout_keep_alive=config.keep_alive,
         )
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -147,6 +157,21 @@ def run(args: argparse.Namespace) -> int:
         )
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _fits_open_files(wanted: int) -> int:
+    """Connections at most, kept under the process's open-file limit (with room for model
+    files, logs and the worker threads' needs): at that limit accept() fails and uvicorn
+    goes silent, logging a traceback per connection, instead of answering 503."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(2, min(wanted, soft - 64))
 
 
 def _bind(host: str, port: int):

@@ -87,6 +87,11 @@ class ServeConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     read_timeout: float = 60.0  # seconds a client may take to send its upload
     shutdown_timeout: float = 30.0  # seconds to wait for worker threads at shutdown
+    # Uploads being received at once: each holds up to max_upload_mb in memory, and none
+    # holds an inference place, so slow senders cannot lock out the others.
+    max_uploads: int = 32
+    max_connections: int = 256  # open connections; uvicorn answers 503 beyond (--max-connections)
+    keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
 
     def __post_init__(self) -> None:
         checks = (
@@ -99,6 +104,12 @@ class ServeConfig:
             ),
             (self.max_pixels >= 1, f"max pixels must be positive, got {self.max_pixels}"),
             (self.read_timeout > 0, f"read timeout must be positive, got {self.read_timeout}"),
+            (self.max_uploads >= 1, f"max uploads must be at least 1, got {self.max_uploads}"),
+            (
+                self.max_connections >= 2,
+                f"max connections must be at least 2, got {self.max_connections}",
+            ),
+            (self.keep_alive > 0, f"keep-alive must be positive, got {self.keep_alive}"),
         )
         for ok, message in checks:
             if not ok:
@@ -586,7 +597,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: str = Field(description="ready, starting or draining")
+    status: str = Field(description="ready, saturated (every place taken), starting or draining")
     models: list[str]
     workers: int
     queue: int
@@ -736,7 +747,9 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
         query = list(request.query_params.multi_items())
         if kind == "raw":  # every option is known now: refuse bad ones before reading
             _resolve(service, query)
-        with service.admit():
+        # The upload is received first, in its own bounded set of places; an inference
+        # place is taken only once the whole image is in.
+        with service.receiving(config.max_uploads):
             try:
                 with anyio.fail_after(config.read_timeout):
                     if kind == "multipart":
@@ -747,9 +760,10 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
                 raise UploadTimeout(
                     f"the upload took longer than {config.read_timeout:g} s; send it faster"
                 ) from None
-            opts, pool, class_index = _resolve(service, query + fields)
-            if not data:
-                raise ImageError("empty upload: the request carried no image bytes")
+        opts, pool, class_index = _resolve(service, query + fields)
+        if not data:
+            raise ImageError("empty upload: the request carried no image bytes")
+        with service.admit():
             admitted = time.perf_counter()
             rendered = await service.run(
                 pool,
@@ -792,12 +806,12 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
     @app.get(
         "/readyz",
         response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "starting or draining"}},
+        responses={503: {"model": Readiness, "description": "saturated, starting or draining"}},
         tags=["operations"],
     )
     async def readyz() -> Response:
         """Readiness: models loaded and not shutting down; with live load figures."""
-        status = "draining" if service.draining else "ready" if service.ready else "starting"
+        status = service.status()
         body = {"status": status, "models": list(service.pools), **service.stats()}
         return JSONResponse(body, status_code=200 if status == "ready" else 503)
 

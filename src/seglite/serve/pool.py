@@ -188,7 +188,8 @@ class Service:
                 p.close(0)
             raise
         self.default = next(iter(self.pools))
-        self.in_progress = 0  # admitted requests: reading, waiting or running (event loop only)
+        self.in_progress = 0  # admitted requests: waiting or running (event loop only)
+        self.uploading = 0  # requests whose body is still arriving (event loop only)
         self.served = 0
         self.rejected = 0
         self.draining = False
@@ -228,11 +229,35 @@ class Service:
             ) from None
 
     @contextlib.contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold one of ``workers + queue`` places for a request's whole life, or fail fast."""
+    def receiving(self, limit: int) -> Iterator[None]:
+        """Hold one of ``limit`` upload places while a body arrives, or fail fast with 503."""
         if self.draining:
             self.rejected += 1
             raise Overloaded("the service is shutting down; retry on another instance")
+        if self.uploading >= limit:
+            self.rejected += 1
+            raise Overloaded(f"busy: {self.uploading} uploads arriving; retry shortly")
+        self.uploading += 1
+        try:
+            yield
+        finally:
+            self.uploading -= 1
+
+    def status(self) -> str:
+        """For /readyz: 'ready' only while a new request would be admitted."""
+        if self.draining:
+            return "draining"
+        if not self.ready:
+            return "starting"
+        return "saturated" if self.in_progress >= self.capacity else "ready"
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of ``workers + queue`` places while a received image waits or runs.
+
+        No draining check here: a request whose upload began before shutdown is in flight,
+        and shutdown waits for it (``receiving`` refuses new ones).
+        """
         if self.in_progress >= self.capacity:
             self.rejected += 1
             raise Overloaded(
@@ -284,6 +309,7 @@ class Service:
             "queue": self.queue,
             "capacity": self.capacity,
             "in_progress": self.in_progress,
+            "uploading": self.uploading,
             "running": self._running,
             "served": self.served,
             "rejected": self.rejected,
