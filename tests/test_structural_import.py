@@ -142,3 +142,19 @@ def test_imagenet_backbone_start():
         deeplab(backbone="mobilenet_v2", depth_multiplier=0.5, backbone_weights="imagenet")
     with pytest.raises(OptionError, match="no 'imagenet' weights for backbone resnet50"):
         deeplab(backbone="resnet50", backbone_weights="imagenet")
+
+
+def test_import_command_writes_a_checkpoint_train_can_start_from(tmp_path, capsys):
+    from seglite.cli import main
+    from seglite.models import load_checkpoint
+
+    out = tmp_path / "mlperf.safetensors"
+    assert main(["import", "coral-pascal-257", "--out", str(out), "--image", str(VOC)]) == 0
+    text = capsys.readouterr().out
+    assert "DeepLab v3, mobilenet_v2 depth 1, output stride 8" in text
+    assert "parity vs LiteRT on segmentation_input_rotation0.jpg: argmax agreement 99." in text
+    model = load_checkpoint(out)
+    assert model.config["upsampling"] == "asymmetric" and model.config["labels"] == "voc21"
+    assert model.checkpoint_metadata["seglite.imported_from"] == "coral-pascal-257"
+    assert main(["import", "selfie", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "not a DeepLab" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def segmenter_kwargs(args: argparse.Namespace) -> dict:
 
 # Each command lives in seglite.commands.<name> with add_parser(subparsers) and run(args).
 COMMANDS = (
-    "segment", "models", "bench", "eval", "train", "export", "serve", "check", "inspect", "compare",
+    "segment", "models", "bench", "eval", "train", "export", "serve", "check", "inspect", "compare", "import_model",
 )  # fmt: skip
 
 
