@@ -243,3 +243,21 @@ def test_builder_is_keyword_only_and_output_stride_switch_is_validated():
         model = deeplab(version="v3")
     with pytest.raises(OptionError, match="output_stride must be 8, 16 or 32"):
         model.set_output_stride(4)
+
+
+def test_mobilenet_edgetpu_counts():
+    """Depth 1.0 at 224x224, output stride 32 (the ImageNet setting): 2.81M parameters and
+    0.99 GMACs without the classifier; depth 0.75 is the Cityscapes file's backbone (its
+    weights and multiply-adds are checked one for one in test_structural_import)."""
+    from seglite.models import MobileNetEdgeTPU
+
+    with torch.device("meta"):
+        full = deeplab(version="v3", backbone="mobilenet_edgetpu", output_stride=32)
+        assert count_params(full.backbone) == 2_810_432
+        assert describe(full, (224, 224))["parts"]["backbone"]["macs"] == 989_389_184
+        slim = MobileNetEdgeTPU(0.75)
+    assert count_params(slim) == 1_707_160 and slim.out_channels == 1280
+    widths = [slim.stem.conv.out_channels] + [b.project.conv.out_channels for b in slim.blocks]
+    assert sorted(set(widths)) == [16, 24, 40, 72, 120, 144]
+    assert [b.depthwise is None for b in slim.blocks][:10] == [True] * 9 + [False]  # fused first
+    assert slim.low_level_channels == 96 and not slim.blocks[13].use_residual
