@@ -66,6 +66,13 @@ PETS = [
     "Bengal_95", "Bengal_31", "Bengal_1", "Bengal_5",
     "american_bulldog_34", "american_bulldog_9", "american_bulldog_13", "american_bulldog_74",
 ]
+# Public-domain / CC0 photos from scikit-image's bundled data (scikit-image 0.26.0 wheel,
+# skimage/data/), for variety where the pets are not enough (e.g. int8 calibration).
+PHOTOS = [
+    ("camera.png", "CC0 (photographer Lav Varshney)"),
+    ("coffee.png", "CC0 (photographer Rachel Michetti)"),
+    ("rocket.jpg", "public domain (SpaceX)"),
+]
 _PETS_SRC = "Oxford-IIIT Pet (Parkhi et al. 2012, CC BY-SA 4.0) via Naveen-Dodda/Sample_Pets_dataset @ 9281626a"
 
 
@@ -91,6 +98,8 @@ def sha256(path: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--skimage-data", type=Path, default=None,
+                    help="skimage/data/ of an unpacked scikit-image 0.26.0 wheel")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
 
@@ -100,6 +109,12 @@ def main() -> None:
             dest = OUT / sub / name
             shutil.copyfile(args.shared / src_dir / name, dest)
             rows.append((f"{sub}/{name}", lic, origin + " (byte-for-byte)"))
+
+    (OUT / "photos").mkdir(parents=True, exist_ok=True)
+    for name, lic in PHOTOS:
+        if args.skimage_data is not None:
+            shutil.copyfile(args.skimage_data / name, OUT / "photos" / name)
+        rows.append((f"photos/{name}", lic, f"scikit-image 0.26.0 wheel : skimage/data/{name} (byte-for-byte)"))
 
     pets = args.shared / "data" / "oxford_pets"
     voc = OUT / "pets_voc"

@@ -18,6 +18,7 @@ DATA = REPO / "tests" / "data"
 MODEL_DIR = DATA / "models"
 GOLDEN = DATA / "golden"
 PETS_VOC = DATA / "pets_voc"  # VOC layout, 12 Oxford-IIIT Pet photos, cat/dog/background
+PHOTOS = DATA / "photos"  # three CC0 / public-domain photos: a person, a cup, a rocket
 EXAMPLES = REPO / "examples"
 
 # Zoo models the repo may not carry, and why; the tests run every other zoo model.

@@ -15,14 +15,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, GOLDEN, PETS_VOC
+from conftest import EXAMPLES, GOLDEN, PETS_VOC, PHOTOS
 from PIL import Image
 
 from seglite.cli import main
 
 GOLDEN_IMAGE = GOLDEN / "segmentation_input_rotation0.jpg"
 GOLDEN_MASK = GOLDEN / "segmentation_golden_rotation0.png"
-VOC_IMAGES = PETS_VOC / "JPEGImages"
+
+
+def calibration_folder(dst: Path) -> Path:
+    """Real photos for int8 calibration, none of them a parity image: the pets, three CC0
+    photos (a person, a cup, a rocket) and the golden inputs, each also mirrored and cropped.
+
+    Measured: calibrated on the 12 pets alone, int8 agrees with the float model on 61% of
+    the astronaut's pixels (no person was seen); the 19 photos give 89%, with their mirrors
+    and centre crops 99.0% (16 VOC val photos: 98.7%).
+    """
+    from PIL import Image, ImageOps
+
+    dst.mkdir(parents=True, exist_ok=True)
+    golden = [GOLDEN / n for n in ("bird_segmentation.bmp", "cityscapes_segmentation.bmp",
+              "segmentation_input_rotation0.jpg", "segmentation_input_rotation90_flop.jpg")]  # fmt: skip
+    photos = [*sorted((PETS_VOC / "JPEGImages").glob("*.jpg")), *sorted(PHOTOS.iterdir()), *golden]
+    for src in photos:
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            im.save(dst / f"{src.stem}.png")
+            ImageOps.mirror(im).save(dst / f"{src.stem}_mirror.png")
+            im.crop((w // 4, h // 4, 3 * w // 4, 3 * h // 4)).save(dst / f"{src.stem}_crop.png")
+    return dst
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
@@ -67,6 +90,7 @@ def quantized(fp32, tmp_path_factory) -> dict:
 
     src = load_source("starter")
     folder = tmp_path_factory.mktemp("quant")
+    calibration = calibration_folder(folder / "calibration")
     float_model = fp32[0].read_bytes()
     variants = {"fp16": ("fp16", False), "int8": ("int8", False), "int8-uint8in": ("int8", True)}
     return {
@@ -74,8 +98,8 @@ def quantized(fp32, tmp_path_factory) -> dict:
             src,
             precision=p,
             out=folder / f"starter.{key}.tflite",
-            calibration=VOC_IMAGES if p == "int8" else None,
-            num_calibration=16,
+            calibration=calibration if p == "int8" else None,
+            num_calibration=60,
             parity_images=EXAMPLES,
             float_model=float_model,
             uint8_input=uint8_input,
