@@ -47,6 +47,22 @@ def model_file(name: str) -> Path:
         pytest.skip(f"model {name} not available: {e}")
 
 
+def _available(name: str) -> bool:
+    """Whether ``model_file(name)`` would find a copy (repo, model dir or cache)."""
+    from seglite import zoo
+    from seglite.errors import SegliteError
+
+    if (MODEL_DIR / name).is_file():
+        return True
+    try:
+        return zoo.find_local(zoo.ZOO[name]) is not None
+    except (KeyError, SegliteError):
+        return False
+
+
+model_file.available = _available  # type: ignore[attr-defined]
+
+
 def street_camvid(root: Path, split: str = "val") -> Path:
     """A CamVid-layout dataset (``<split>/``, ``<split>annot/``) built from a real street photo.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, GOLDEN, model_file
+from conftest import EXAMPLES, GOLDEN, NOT_IN_REPO, model_file
 from PIL import Image
 
 torch = pytest.importorskip("torch")
@@ -57,7 +57,12 @@ def photo(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-@pytest.mark.parametrize("name", MODELS)
+# coco-voc-fp16 (the one fp16 file) is not redistributable: it runs where a copy is in the
+# model dir (benchmarks/import_parity.py covers it), and is not collected in a clean clone.
+IN_REACH = [n for n in MODELS if n not in NOT_IN_REPO or model_file.available(n)]
+
+
+@pytest.mark.parametrize("name", IN_REACH)
 def test_import_infers_the_architecture_and_matches_litert(name):
     expected, photos, is_float = MODELS[name]
     path = model_file(name)
