@@ -480,6 +480,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_ready(proc: subprocess.Popen, base: str, log) -> None:
+    """Until the `seglite serve` subprocess answers /readyz with 200 (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, log.seek(0) or log.read()
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+
+
 def test_slow_senders_do_not_lock_out_whole_uploads(tmp_path):
     """20 clients that announce a body and never send it: a normal request is still served
     within 2 s, /readyz counts them as uploads, and each is cut off at the read timeout."""
@@ -493,16 +507,7 @@ def test_slow_senders_do_not_lock_out_whole_uploads(tmp_path):
     )  # fmt: skip
     socks = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.seek(0) or log.read()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        _wait_ready(proc, base, log)
         for _ in range(20):
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
@@ -538,16 +543,7 @@ def test_graceful_shutdown_finishes_the_request_in_flight(tmp_path):
         env={**os.environ, "SEGLITE_MODEL_DIR": str(MODEL_DIR)}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.seek(0) or log.read()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        _wait_ready(proc, base, log)
 
         go = threading.Event()
 
