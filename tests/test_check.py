@@ -190,3 +190,20 @@ def test_train_refuses_a_dataset_with_errors(tmp_path):
     with pytest.raises(DatasetError, match=r"dataset check found 1 error\(s\).*only 0 and 255"):
         train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "state.json").exists()
+
+
+# ---------------------------------------------------------------------- collapse guard
+# (the training-side end of the same labels problem)
+
+
+def test_collapse_guard_names_one_class_everywhere_and_stuck_classes():
+    from seglite.train.collapse import CollapseGuard
+
+    g = CollapseGuard(["background", "cat", "dog"])
+    assert g.update(np.array([[80, 5, 5], [3, 6, 1], [2, 1, 7]])) is None  # alive
+    everywhere = np.array([[70, 0, 0], [20, 0, 0], [10, 0, 0]])
+    msg = g.update(everywhere)
+    assert msg.startswith("collapse: predicts background for 100.0% of pixels (it is 70.0% of")
+    assert "likely causes: labels" in msg and "class weights" in msg and "learning rate" in msg
+    msg = g.update(everywhere)  # second validation in a row: cat and dog stuck at IoU 0
+    assert "IoU stays 0 for common classes: cat (20% of pixels), dog (10% of pixels)" in msg

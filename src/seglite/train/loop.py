@@ -28,6 +28,7 @@ import numpy as np
 from ..data import TrainTransform, open_dataset
 from ..data.check import require_clean
 from ..errors import OptionError, SegliteError
+from .collapse import CollapseGuard
 from .config import TrainConfig
 from .state import (
     atomic_write_json,
@@ -545,6 +546,8 @@ def train(
         prune_checkpoints(ck, set(keep[-max(1, cfg.keep_checkpoints) :]))
         last_ckpt = time.monotonic()
 
+    guard = CollapseGuard(val_set.labels.names if val_set is not None else [])
+
     def validate(it: int, output_stride: int, limit: int | None) -> dict | None:
         if not main or val_set is None:
             return None
@@ -559,7 +562,12 @@ def train(
             "output_stride": output_stride, "val_images": len(subset),
             "val_s": round(time.monotonic() - t0, 1),
         }  # fmt: skip
-        log.write({**rec, "per_class_iou": summary["per_class_iou"]})
+        warning = guard.update(cm.matrix)  # one class everywhere, common classes at IoU 0
+        log.write({**rec, "per_class_iou": summary["per_class_iou"], "collapse": warning})
+        if warning:
+            print(f"seglite train: iteration {it}: {warning}", file=sys.stderr)
+            if bar is not None:
+                bar.set_postfix_str(warning.split(";")[0], refresh=False)
         val_history.append(rec)
         log.plot()
         _set_train_mode(model, cfg.freeze_bn)
