@@ -67,7 +67,7 @@ class SegmentationResult:
             mask = self.confidence_masks.argmax(axis=0)
         else:
             mask = self.category_mask
-        return np.bincount(mask.ravel(), minlength=len(self.label_set))
+        return count_classes(mask, len(self.label_set))
 
     @property
     def fractions(self) -> dict[str, float]:
@@ -111,3 +111,15 @@ class SegmentationResult:
             ],
             "timings_ms": self.timings.as_dict(),
         }
+
+
+def count_classes(mask: np.ndarray, minlength: int) -> np.ndarray:
+    """Pixels per class id. np.bincount casts its input to int64, 8 bytes a pixel (128 MB
+    for a 16 MP mask), so it is fed a million pixels at a time."""
+    flat = mask.reshape(-1)
+    counts = np.zeros(max(minlength, int(flat.max(initial=0)) + 1), dtype=np.int64)
+    step = 1 << 20
+    for i in range(0, flat.size, step):
+        part = np.bincount(flat[i : i + step], minlength=counts.size)
+        counts[: part.size] += part
+    return counts

@@ -44,17 +44,45 @@ def overlay(
     if mask is None:
         raise ValueError("overlay needs a category mask (output_category_mask=True)")
     names = result.label_set.names
-    skip = [i for i, n in enumerate(names) if n.lower() in UNCOLOURED]
-    colours = result.label_set.palette_lut()[mask].astype(np.float32)
-    px = np.asarray(base, dtype=np.float32)
-    paint = np.ones(mask.shape, dtype=bool) if not skip else ~np.isin(mask, skip)
-    a = np.float32(alpha) * paint[..., None]
-    blended = (px * (1 - a) + colours * a).round().astype(np.uint8)
-    if outline:
-        edge = _edges(mask, width=max(1, round(max(mask.shape) / 400)))
-        blended[edge] = result.label_set.palette_lut()[mask[edge]]
-    out = Image.fromarray(blended)
-    return _with_legend(out, result) if legend else out
+    skip = np.array([i for i, n in enumerate(names) if n.lower() in UNCOLOURED], dtype=np.int64)
+    lut = result.label_set.palette_lut()
+    width = max(1, round(max(mask.shape) / 400)) if outline else 0
+    a = round(alpha * 256)
+    # Painted band by band straight into the output canvas: one full-size picture besides
+    # the photo, whatever its size (a 16 MP overlay once took 52 bytes a pixel in float32).
+    canvas = _legend_canvas(base.size, result) if legend else Image.new("RGB", base.size)
+    for y0 in range(0, mask.shape[0], _BAND):
+        y1 = min(y0 + _BAND, mask.shape[0])
+        band = np.array(base.crop((0, y0, base.width, y1)))
+        _paint_band(band, mask, lut, skip, a, y0, y1, width)
+        canvas.paste(Image.fromarray(band), (0, y0))
+    return canvas
+
+
+_BAND = 256  # rows blended at a time: working memory stays a few MB at any photo size
+
+
+def _paint_band(
+    px: np.ndarray,
+    mask: np.ndarray,
+    lut: np.ndarray,
+    skip: np.ndarray,
+    a: int,
+    y0: int,
+    y1: int,
+    width: int,
+) -> None:
+    """Blend ``px`` (rows y0:y1 of the photo) with the class colours in integer arithmetic,
+    in place, then draw the class outlines (computed with ``width`` rows of context)."""
+    m = mask[y0:y1]
+    colours = lut[m]
+    mixed = (px.astype(np.uint16) * (256 - a) + colours.astype(np.uint16) * a + 128) >> 8
+    paint = ~np.isin(m, skip) if skip.size else np.ones(m.shape, dtype=bool)
+    px[paint] = mixed[paint]
+    if width:
+        top, bottom = max(0, y0 - width), min(mask.shape[0], y1 + width)
+        edge = _edges(mask[top:bottom], width)[y0 - top : y0 - top + (y1 - y0)]
+        px[edge] = colours[edge]
 
 
 def _edges(mask: np.ndarray, width: int = 1) -> np.ndarray:
@@ -74,8 +102,9 @@ def _edges(mask: np.ndarray, width: int = 1) -> np.ndarray:
     return edge
 
 
-def _with_legend(img: Image.Image, result: SegmentationResult) -> Image.Image:
-    w, h = img.size
+def _legend_canvas(size: tuple[int, int], result: SegmentationResult) -> Image.Image:
+    """A white canvas wide enough for the photo (left, to be pasted) and the class legend."""
+    w, h = size
     fractions = result.fractions
     rows = list(fractions.items())[:24]
     fsize = max(11, min(28, round(max(w, h) / 40)))
@@ -83,12 +112,11 @@ def _with_legend(img: Image.Image, result: SegmentationResult) -> Image.Image:
     line = int(fsize * 1.5)
     pad = fsize // 2
     texts = [f"{name}  {frac * 100:.1f}%" for name, frac in rows]
-    measure = ImageDraw.Draw(img)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_w = max((measure.textlength(t, font=font) for t in texts), default=0)
     panel_w = int(pad * 3 + line + text_w)
     panel_h = max(h, pad * 2 + line * len(rows))
     canvas = Image.new("RGB", (w + panel_w, panel_h), (255, 255, 255))
-    canvas.paste(img, (0, 0))
     draw = ImageDraw.Draw(canvas)
     for k, (name, text) in enumerate(zip((n for n, _ in rows), texts)):
         y = pad + k * line

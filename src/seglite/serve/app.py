@@ -481,13 +481,19 @@ def _render(
         assert class_index is not None
         result, png, size = _confidence_png(seg, data, class_index)
     else:
-        result = seg.segment(data)
+        t0 = time.perf_counter()
+        picture = load_image(data, max_pixels=seg.max_pixels).image  # decoded once, for both
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        result = seg.segment(picture)
+        result.timings.decode += decode_ms
         size = result.size
         t = time.perf_counter()
-        if opts.output == "mask":
+        if opts.output == "overlay":
+            drawn = viz.overlay(picture, result, alpha=opts.alpha, legend=opts.legend)
+            del picture  # the photo's memory is free before the PNG is encoded
+            png = viz.png_bytes(drawn)
+        elif opts.output == "mask":
             png = viz.png_bytes(viz.mask_image(result))
-        elif opts.output == "overlay":
-            png = viz.png_bytes(viz.overlay(data, result, alpha=opts.alpha, legend=opts.legend))
         encode_ms = (time.perf_counter() - t) * 1e3
     summary = result.summary()
     summary.pop("source", None)
