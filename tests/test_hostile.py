@@ -296,7 +296,9 @@ def test_a_trickle_hits_the_total_deadline(hostile_server, tmp_path):
 def test_redirects_leave_http_only(hostile_server, tmp_path, route):
     from seglite.download import download
 
-    with pytest.raises(DownloadError, match="refused a redirect to a ftp://|file:///etc/passwd. is not allowed"):
+    with pytest.raises(
+        DownloadError, match="refused a redirect to a ftp://|file:///etc/passwd. is not allowed"
+    ):
         download(f"{hostile_server}{route}", tmp_path / "m", SHA, progress=False)
     assert _left(tmp_path) == []
 
@@ -369,3 +371,72 @@ def test_pixel_bomb_png_is_refused_from_its_header(client):
     assert r.status_code == 413
     with pytest.raises(ImageTooLargeError):
         load_image(png)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    pytest.importorskip("torch")
+    from seglite.models import deeplab
+    from seglite.models.checkpoint import save_checkpoint
+
+    model = deeplab(version="v3", backbone="mobilenet_v2", num_classes=3, depth_multiplier=0.35)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return save_checkpoint(model, path, {"seglite.input_size": [64, 64]})
+
+
+def _tampered(src: Path, dst: Path, *, meta: dict | None = None, int8: bool = False) -> Path:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        metadata = dict(f.metadata())
+    metadata.update(meta or {})
+    tensors = load_file(str(src))
+    if int8:
+        tensors = {k: v.to(torch.int8) if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(tensors, str(dst), metadata=metadata)
+    return dst
+
+
+CHECKPOINT_CASES = {
+    "nested-config": ({"seglite.config": "[" * 100_000 + "]" * 100_000}, "not valid JSON"),
+    "config-not-object": ({"seglite.config": "[1, 2]"}, "not a JSON object"),
+    "config-unknown-backbone": (
+        {"seglite.config": json.dumps({"version": "v3", "backbone": "nope", "num_classes": 3})},
+        "unknown backbone .nope.",
+    ),
+    "stride-text": ({"seglite.eval_output_stride": '"abc"'}, "must be 8, 16 or 32"),
+    "size-fraction": ({"seglite.input_size": "[0.5, 0.5]"}, "whole numbers from 16"),
+    "size-huge": ({"seglite.input_size": "[100000, 100000]"}, "whole numbers from 16"),
+    "huge-metadata": ({"seglite.train": '"' + "x" * (2 << 20) + '"'}, "not a checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_CASES)
+def test_tampered_checkpoint_metadata_is_one_line(tiny_checkpoint, tmp_path, case):
+    from seglite import Segmenter
+
+    meta, message = CHECKPOINT_CASES[case]
+    path = _tampered(tiny_checkpoint, tmp_path / f"{case}.safetensors", meta=meta)
+    with pytest.raises(ModelError, match=message) as exc:
+        Segmenter(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_int8_weights_are_not_a_checkpoint(tiny_checkpoint, tmp_path):
+    from seglite.models.checkpoint import load_checkpoint
+
+    path = _tampered(tiny_checkpoint, tmp_path / "int8.safetensors", int8=True)
+    with pytest.raises(ModelError, match="torch.int8, the model needs torch.float32"):
+        load_checkpoint(path)
+
+
+def test_the_untampered_checkpoint_still_segments(tiny_checkpoint):
+    from seglite import Segmenter
+
+    result = Segmenter(tiny_checkpoint, num_threads=1).segment(EXAMPLES / "chelsea.jpg")
+    assert result.category_mask.shape == (300, 451)

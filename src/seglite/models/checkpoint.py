@@ -73,6 +73,40 @@ def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:
         raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
+MAX_METADATA = 1 << 20  # bytes per metadata value: configs and histories are a few KB
+MAX_SIDE = 8192  # largest input side a checkpoint may declare (a 32k x 32k input is 12 GB)
+
+
+def _decoded_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
+    """``seglite.*`` values decoded from JSON and checked: a checkpoint is user input too."""
+    decoded: dict[str, Any] = {}
+    for key, value in meta.items():
+        if len(value) > MAX_METADATA:
+            raise ModelError(f"{path}: metadata {key!r} is {len(value):,} bytes; not a checkpoint")
+        if not key.startswith("seglite."):
+            decoded[key] = value
+            continue
+        try:
+            decoded[key] = json.loads(value)
+        except (ValueError, RecursionError):  # RecursionError: nesting thousands deep
+            if key == "seglite.config":
+                raise ModelError(f"{path}: seglite.config metadata is not valid JSON") from None
+            decoded[key] = value
+    size = decoded.get("seglite.input_size")
+    if size is not None and not (
+        isinstance(size, list) and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= MAX_SIDE for v in size)
+    ):  # fmt: skip
+        raise ModelError(
+            f"{path}: seglite.input_size must be [height, width], whole numbers from 16 to "
+            f"{MAX_SIDE}, got {size!r}"
+        )
+    stride = decoded.get("seglite.eval_output_stride")
+    if stride is not None and stride not in (8, 16, 32):
+        raise ModelError(f"{path}: seglite.eval_output_stride must be 8, 16 or 32, got {stride!r}")
+    return decoded
+
+
 def load_checkpoint(path: str | Path, *, device: str = "cpu") -> DeepLab:
     """Rebuild a model from a checkpoint written by ``save_checkpoint``.
 
@@ -84,12 +118,18 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> DeepLab:
     meta = read_checkpoint_metadata(path)
     if "seglite.config" not in meta:
         raise ModelError(f"{path}: not a seglite checkpoint (no seglite.config metadata)")
+    decoded = _decoded_metadata(meta, path)
+    config = decoded["seglite.config"]
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: seglite.config metadata is not a JSON object")
     try:
-        config = json.loads(meta["seglite.config"])
-    except json.JSONDecodeError:
-        raise ModelError(f"{path}: seglite.config metadata is not valid JSON") from None
-    with torch.device("meta"):  # shapes only: the file provides every tensor
-        model = from_config(config)
+        with torch.device("meta"):  # shapes only: the file provides every tensor
+            model = from_config(config)
+    except ModelError:
+        raise
+    except Exception as exc:  # a config no builder accepts: say which, in one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{path}: seglite.config does not describe a model ({first})") from None
     try:
         state = safetensors_torch.load_file(str(path))
     except Exception as exc:
@@ -103,13 +143,15 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> DeepLab:
             f"{path}: tensors do not fit the stored config (missing: {missing[:3]}, "
             f"unexpected: {unexpected[:3]}, wrong shape: {wrong[:3]})"
         )
+    kinds = [k for k in own if own[k].dtype.is_floating_point != state[k].dtype.is_floating_point]
+    if kinds:
+        k = kinds[0]
+        raise ModelError(
+            f"{path}: tensor {k} is {state[k].dtype}, the model needs {own[k].dtype} "
+            f"({len(kinds)} tensors differ); quantized weights are not a training checkpoint"
+        )
+    state = {k: v.to(own[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, assign=True)
-    decoded: dict[str, Any] = {}
-    for key, value in meta.items():
-        try:
-            decoded[key] = json.loads(value) if key.startswith("seglite.") else value
-        except json.JSONDecodeError:
-            decoded[key] = value
     model.checkpoint_metadata = decoded
     if "seglite.source" in decoded:
         model.import_info = decoded["seglite.source"]
