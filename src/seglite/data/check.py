@@ -162,6 +162,14 @@ def check_dataset(
             scan.add("error", str(exc).replace(f"{root}: ", "", 1))
             continue
         datasets.append(ds)
+    if len({d.labels.names for d in datasets}) > 1:
+        a, b = datasets[0], next(d for d in datasets if d.labels.names != datasets[0].labels.names)
+        scan.add(
+            "error",
+            f"splits {a.split or 'all'} and {b.split} number their classes differently "
+            f"({len(a.labels)} vs {len(b.labels)} classes: {', '.join(a.labels.names[:3])}... vs "
+            f"{', '.join(b.labels.names[:3])}...): give every split the same classes",
+        )
     seen: dict[Path, str] = {}
     no_mask, no_image, mismatched = [], [], []
     n_classes = max((d.num_classes for d in datasets), default=0)
