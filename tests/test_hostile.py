@@ -440,3 +440,85 @@ def test_the_untampered_checkpoint_still_segments(tiny_checkpoint):
 
     result = Segmenter(tiny_checkpoint, num_threads=1).segment(EXAMPLES / "chelsea.jpg")
     assert result.category_mask.shape == (300, 451)
+
+
+# -- exposure ----------------------------------------------------------------------------------
+
+KEY = "k" * 24
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from seglite.serve.app import ServeConfig, create_app
+
+    config = ServeConfig(
+        models=("deeplabv3",), workers=1, api_key=KEY,
+        allowed_hosts=("127.0.0.1", "localhost"), cors_origins=("https://app.example",),
+    )  # fmt: skip
+    with TestClient(create_app(config), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def _segment(c, **headers):
+    return c.post(
+        "/v1/segment",
+        content=(EXAMPLES / "chelsea.jpg").read_bytes(),
+        headers={"content-type": "image/jpeg", **headers},
+    )
+
+
+def test_api_key_is_required_on_the_api_only(guarded):
+    assert _segment(guarded).status_code == 401
+    assert _segment(guarded, **{"x-api-key": "wrong"}).status_code == 401
+    assert guarded.get("/v1/models").status_code == 401
+    assert _segment(guarded, **{"x-api-key": KEY}).status_code == 200
+    assert _segment(guarded, authorization=f"Bearer {KEY}").status_code == 200
+    for open_route in ("/", "/healthz", "/docs", "/openapi.json"):
+        assert guarded.get(open_route).status_code == 200, open_route
+
+
+def test_dns_rebinding_hosts_are_refused(guarded):
+    r = guarded.get("/healthz", headers={"host": "evil.example"})
+    assert r.status_code == 400
+    assert guarded.get("/healthz", headers={"host": "localhost:8000"}).status_code == 200
+
+
+def test_cors_allows_only_the_listed_origin(guarded):
+    pre = {"access-control-request-method": "POST", "access-control-request-headers": "x-api-key"}
+    ok = guarded.options("/v1/segment", headers={"origin": "https://app.example", **pre})
+    assert ok.headers.get("access-control-allow-origin") == "https://app.example"
+    bad = guarded.options("/v1/segment", headers={"origin": "https://evil.example", **pre})
+    assert "access-control-allow-origin" not in bad.headers
+
+
+def test_a_model_name_outside_latin1_keeps_image_responses_working(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from seglite.serve.app import ServeConfig, create_app
+    from seglite.zoo import resolve
+
+    from seglite.metadata import SegmentationMetadata, write_metadata
+
+    named = tmp_path / "модель-σ.tflite"  # not a zoo file (its own metadata): named by its file
+    meta = SegmentationMetadata(name="x", input_mean=(127.5,), input_std=(127.5,))
+    named.write_bytes(write_metadata(resolve("deeplabv3").path.read_bytes(), meta))
+    with TestClient(create_app(ServeConfig(models=(str(named),), workers=1))) as c:
+        r = c.post(
+            "/v1/segment?output=mask",
+            content=(EXAMPLES / "chelsea.jpg").read_bytes(),
+            headers={"content-type": "image/jpeg"},
+        )
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    from urllib.parse import unquote
+
+    assert unquote(r.headers["x-seglite-model"]) == named.name
+
+
+def test_serve_refuses_a_short_api_key(monkeypatch, capsys):
+    monkeypatch.setenv("SEGLITE_TEST_KEY", "short")
+    assert main(["serve", "--port", "0", "--api-key-env", "SEGLITE_TEST_KEY"]) == 2
+    assert "16 characters or more" in capsys.readouterr().err

@@ -510,16 +510,20 @@ def test_slow_senders_do_not_lock_out_whole_uploads(tmp_path):
         _wait_ready(proc, base, log)
         for _ in range(20):
             s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+            s.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
                       b"Content-Length: 100000\r\n\r\n")  # fmt: skip
             socks.append(s)
+        deadline = time.monotonic() + 20
         while httpx.get(f"{base}/readyz").json()["uploading"] < 20:
+            assert time.monotonic() < deadline, "the slow senders were not all admitted as uploads"
             time.sleep(0.05)
         t0 = time.monotonic()
         r = httpx.post(f"{base}/v1/segment", content=GOOD, headers={"content-type": "image/jpeg"})
         assert r.status_code == 200 and time.monotonic() - t0 < 2, r.text
         ready = httpx.get(f"{base}/readyz").json()
         assert ready["status"] == "ready" and ready["in_progress"] == 0
+        # bound to loopback, `seglite serve` answers loopback host names only (DNS rebinding)
+        assert httpx.get(f"{base}/healthz", headers={"host": "evil.example"}).status_code == 400
         time.sleep(3.5)  # the read timeout cuts every slow sender off with a 408
         answers = [s.recv(200) for s in socks]
         assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:2]

@@ -77,6 +77,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="open connections at most; beyond, new ones get 503 at once (default: 256, and "
         "never more than the open-file limit allows)",
     )
+    g = p.add_argument_group("exposure (see the README's production notes)")
+    g.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        default=None,
+        help="require the key in environment variable VAR as X-API-Key on /v1/* (the page "
+        "takes it as #key=... in its URL); an env var, so the key is not in `ps`",
+    )
+    g.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="Host header to accept; repeat (default: the loopback names when bound to "
+        "loopback, which stops DNS rebinding; '*' when bound elsewhere)",
+    )
+    g.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="another site allowed to call the API from a browser, e.g. https://app.example; "
+        "repeat (default: none)",
+    )
     p.add_argument(
         "--graceful-timeout",
         type=_positive_float,
@@ -119,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         read_timeout=args.read_timeout,
         shutdown_timeout=args.graceful_timeout,
         max_connections=_fits_open_files(args.max_connections),
+        api_key=_api_key(args.api_key_env),
+        allowed_hosts=tuple(args.allowed_host or _default_hosts(args.host)),
+        cors_origins=tuple(args.cors_origin or ()),
     )
     app = create_app(config)  # loads every model now: a bad one fails here, in one line
     service = app.state.service
@@ -151,12 +176,31 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
-            "seglite serve: listening beyond this machine; there is no authentication, put a "
-            "proxy in front if that matters",
+            "seglite serve: listening beyond this machine"
+            + ("" if config.api_key else "; no API key (--api-key-env), anyone can call it"),
             file=sys.stderr,
         )
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _api_key(var: str | None) -> str | None:
+    import os
+
+    from ..errors import OptionError
+
+    if var is None:
+        return None
+    key = os.environ.get(var, "")
+    if len(key) < 16:
+        raise OptionError(f"--api-key-env {var}: set {var} to a key of 16 characters or more")
+    return key
+
+
+def _default_hosts(host: str) -> tuple[str, ...]:
+    from ..serve.exposure import LOOPBACK_HOSTS
+
+    return LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else ("*",)
 
 
 def _fits_open_files(wanted: int) -> int:

@@ -53,6 +53,7 @@ from ..errors import (
 from ..image import load_image, resize
 from ..result import SegmentationResult
 from ..segmenter import Segmenter
+from . import exposure
 from .pool import ModelPool, Overloaded, Service, available_cpus
 
 log = logging.getLogger("seglite.serve")
@@ -92,6 +93,9 @@ class ServeConfig:
     max_uploads: int = 32
     max_connections: int = 256  # open connections; uvicorn answers 503 beyond (--max-connections)
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
+    api_key: str | None = None  # required as X-API-Key on /v1/* when set
+    allowed_hosts: tuple[str, ...] = ("*",)  # Host header allowlist (serve: loopback names)
+    cors_origins: tuple[str, ...] = ()  # origins other than the page's own that may call
 
     def __post_init__(self) -> None:
         checks = (
@@ -526,7 +530,7 @@ def _server_timing(timings: dict[str, Any]) -> str:
 def _png_headers(summary: dict[str, Any]) -> dict[str, str]:
     classes = {c["label"]: c["fraction"] for c in summary["classes"]}
     return {
-        "X-Seglite-Model": summary["model"],
+        "X-Seglite-Model": exposure.header_safe(summary["model"]),
         "X-Seglite-Size": f"{summary['width']}x{summary['height']}",
         "X-Seglite-Classes": json.dumps(classes, separators=(",", ":"), ensure_ascii=True),
         "Content-Disposition": f'inline; filename="{summary["output"]}.png"',
@@ -713,6 +717,12 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
     app.state.service = service
     app.state.config = config
     app.add_middleware(_SecurityHeaders)
+    exposure.install(
+        app,
+        api_key=config.api_key,
+        allowed_hosts=config.allowed_hosts,
+        cors_origins=config.cors_origins,
+    )
     _install_error_handlers(app)
     limit = config.max_upload_bytes
 

@@ -64,11 +64,28 @@ function loadImage(src) {
   });
 }
 
+// -- API key ------------------------------------------------------------------------------------
+
+// Servers started with --api-key-env want the key on every API call: open the page as
+// /#key=...; the key moves to this tab's sessionStorage and leaves the address bar.
+const API_KEY = (() => {
+  const m = location.hash.match(/(?:^#|&)key=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem("seglite-key", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("seglite-key");
+})();
+
+function apiHeaders(headers) {
+  return API_KEY ? { ...headers, "X-API-Key": API_KEY } : headers;
+}
+
 // -- models -------------------------------------------------------------------------------------
 
 async function loadModels() {
   try {
-    const resp = await fetch("/v1/models", { headers: { Accept: "application/json" } });
+    const resp = await fetch("/v1/models", { headers: apiHeaders({ Accept: "application/json" }) });
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const body = await resp.json();
     UNPAINTED = new Set(body.unpainted);
@@ -122,7 +139,7 @@ async function segment(blob, name, { keepView = false } = {}) {
   let body = null;
   try {
     resp = await fetch(`/v1/segment?${params}`, {
-      method: "POST", body: form, headers: { Accept: "application/json" },
+      method: "POST", body: form, headers: apiHeaders({ Accept: "application/json" }),
     });
     body = await resp.json().catch(() => null);
   } catch (err) {
