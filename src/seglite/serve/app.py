@@ -88,9 +88,11 @@ class ServeConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     read_timeout: float = 60.0  # seconds a client may take to send its upload
     shutdown_timeout: float = 30.0  # seconds to wait for worker threads at shutdown
-    # Uploads being received at once: each holds up to max_upload_mb in memory, and none
-    # holds an inference place, so slow senders cannot lock out the others.
-    max_uploads: int = 32
+    # Uploads being received at once. None holds an inference place, and a slow sender
+    # holds only the bytes it has sent, so this is as high as the connection cap: slow
+    # clients then run into --max-connections (503) and --read-timeout (408), not into
+    # a lockout of everyone else.
+    max_uploads: int = 256
     max_connections: int = 256  # open connections; uvicorn answers 503 beyond (--max-connections)
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
     api_key: str | None = None  # required as X-API-Key on /v1/* when set
