@@ -27,14 +27,25 @@ from .errors import ImageError, ImageFormatError, ImageTooLargeError
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF")
 # Signatures of formats people do send, to name them when they are refused.
 _SIGNATURES = {
-    b"%!PS": "PostScript/EPS", b"\xc5\xd0\xd3\xc6": "EPS", b"%PDF": "PDF", b"8BPS": "PSD",
-    b"\x00\x00\x00\x0cjP  ": "JPEG 2000", b"\xff\x4f\xff\x51": "JPEG 2000",
-    b"<svg": "SVG", b"<?xml": "SVG/XML", b"\x00\x00\x01\x00": "ICO",
+    b"%!PS": "PostScript/EPS",
+    b"\xc5\xd0\xd3\xc6": "EPS",
+    b"%PDF": "PDF",
+    b"8BPS": "PSD",
+    b"\x00\x00\x00\x0cjP  ": "JPEG 2000",
+    b"\xff\x4f\xff\x51": "JPEG 2000",
+    b"<svg": "SVG",
+    b"<?xml": "SVG/XML",
+    b"\x00\x00\x01\x00": "ICO",
 }
 # Signatures of the accepted formats: such a file that Pillow cannot open is broken.
 _ACCEPTED_SIGNATURES = {
-    b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP",
-    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP",
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG": "PNG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WEBP",
 }
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger photos exist, bombs are far larger
@@ -190,7 +201,7 @@ def open_image(fp, name: str = "image", max_pixels: int | None = None) -> Image.
         if pixels is not None and max_pixels is not None and pixels > max_pixels:
             raise ImageTooLargeError(_too_many(name, pixels, max_pixels)) from None
         raise ImageTooLargeError(
-            f"{name}: {pixels or 'too many':,} pixels is over Pillow's own limit of "
+            f"{name}: {f'{pixels:,}' if pixels else 'that many'} pixels is over Pillow's own limit of "
             f"{2 * Image.MAX_IMAGE_PIXELS:,} as well; raise PIL.Image.MAX_IMAGE_PIXELS too "
             "if you trust this image"
         ) from None
