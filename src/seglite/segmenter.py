@@ -118,9 +118,8 @@ class Segmenter:
             return label_set_from_names(names)
         if self.backend.labels:
             names = self.backend.labels
-            meta = getattr(self.backend, "metadata", None)
-            if self.display_names_locale and meta is not None:
-                localized = meta.display_names.get(self.display_names_locale)
+            if self.display_names_locale:
+                localized = self.backend.display_names.get(self.display_names_locale)
                 if localized and len(localized) == len(names):
                     names = localized
             return label_set_from_names(names)

@@ -28,6 +28,7 @@ class Backend(Protocol):
     output_kind: OutputKind
     num_classes: int | None  # None for argmax models without labels
     labels: list[str] | None  # names from the model file's metadata, if any
+    display_names: dict[str, list[str]]  # locale -> localized labels ({} where none)
     num_threads: int
 
     def run(self, pixels: np.ndarray) -> np.ndarray:

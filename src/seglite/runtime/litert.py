@@ -163,6 +163,7 @@ class LiteRTBackend:
 
         self.labels: list[str] | None = None
         self.metadata = None
+        self.display_names: dict[str, list[str]] = {}
         mean, std = DEFAULT_MEAN, DEFAULT_STD
         try:
             from ..metadata import read_metadata
@@ -175,6 +176,7 @@ class LiteRTBackend:
                 mean, std = self.metadata.input_mean, self.metadata.input_std
             if self.metadata.labels:
                 self.labels = list(self.metadata.labels)
+                self.display_names = dict(self.metadata.display_names)
         if self.output_kind == "sigmoid" and (mean, std) == (DEFAULT_MEAN, DEFAULT_STD):
             mean, std = 0.0, 255.0  # MediaPipe's person models take RGB in [0, 1]
         self.mean, self.std = mean, std

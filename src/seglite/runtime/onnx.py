@@ -132,6 +132,7 @@ class OnnxBackend:
 
         meta = self._meta()
         self.metadata = meta
+        self.display_names: dict[str, list[str]] = {}  # ONNX properties carry no locales
         self.mean = _numbers(meta["mean"], "mean", self.path) if "mean" in meta else DEFAULT_MEAN
         self.std = _numbers(meta["std"], "std", self.path) if "std" in meta else DEFAULT_STD
         self.labels: list[str] | None = self._labels(meta.get("labels"))

@@ -72,6 +72,7 @@ class TorchBackend:
         self.metadata = meta
         self.num_classes = self.model.num_classes
         self.labels = _labels_from_config(self.model.config.get("labels"))
+        self.display_names: dict[str, list[str]] = {}  # checkpoints carry no localized names
         stride = output_stride or meta.get("seglite.eval_output_stride") or 8
         self.set_output_stride(int(stride))
 
