@@ -171,7 +171,8 @@ class LocalSink:
         return found
 
     def write(self, rel: str, data: bytes | str) -> None:
-        write_atomic(_inside(self.root, rel), data)
+        # Lexical check on purpose: a folder the user linked into --out is theirs to use.
+        write_atomic(self.root / _safe_rel(rel), data)
 
     def read(self, rel: str) -> bytes | None:
         try:
@@ -328,14 +329,6 @@ def _safe_rel(rel: str) -> str:
     return rel
 
 
-def _inside(root: Path, rel: str) -> Path:
-    """``root/rel``, refused when the name would land outside ``root``.
-
-    Lexical on purpose: a folder the user linked into --out is theirs to use.
-    """
-    return root / _safe_rel(rel)
-
-
 RUN_RECORD = ".seglite-run.json"  # in the output root: what made the outputs there
 
 
@@ -423,7 +416,7 @@ def _mtime(src: str) -> float:
 # -- the per-image work ------------------------------------------------------------------------
 
 
-def prepare(item: Item, outputs: Outputs, max_pixels: int | None):
+def prepare(item: Item, max_pixels: int | None):
     """Read and decode one image (the part that overlaps inference); errors are returned.
 
     Returns the decoded upright PIL image that both the mask and the overlay are made from.
@@ -501,7 +494,7 @@ def pipeline(
         for item in items:
             if stop.is_set():
                 return
-            yield finish(seg, item, prepare(item, outputs, max_pixels), outputs, sink)
+            yield finish(seg, item, prepare(item, max_pixels), outputs, sink)
         return
     ready: queue.Queue = queue.Queue(maxsize=1)
 
@@ -517,7 +510,7 @@ def pipeline(
     def feed() -> None:
         try:
             for item in items:
-                if not put((item, prepare(item, outputs, max_pixels))):
+                if not put((item, prepare(item, max_pixels))):
                     return
         finally:
             put(_END)

@@ -208,7 +208,7 @@ def _run_images(args, spec, todo, known, outputs, out, sink, report) -> None:
         run_serial(spec, todo, outputs, sink, report)
 
 
-_FILE_OUTPUTS = {".png": "image", ".json": "json"}
+_FILE_OUTPUTS = {".png", ".json"}  # --out suffixes that name one file, not a folder
 
 
 def _one_file(args: argparse.Namespace, paths: list[str], listed: list[str], out: Path) -> int:
