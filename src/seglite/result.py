@@ -91,6 +91,14 @@ class SegmentationResult:
         i = name_or_index if isinstance(name_or_index, int) else self.label_set.index(name_or_index)
         return self.confidence_masks[i]
 
+    def alpha(self, classes=None, *, image=None, **options) -> np.ndarray:
+        """(H, W) float32 alpha matte in [0, 1] of ``classes`` (names or ids; default: all but
+        background), refined along the edges of ``image`` (the photo) when given; ``feather``,
+        ``threshold`` and the rest as in :func:`seglite.matte.alpha_matte`."""
+        from .matte import alpha_matte
+
+        return alpha_matte(self, classes, image=image, **options)
+
     def summary(self) -> dict:
         """A JSON-ready summary (no pixel data)."""
         counts = self.class_counts
