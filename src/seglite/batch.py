@@ -33,6 +33,7 @@ from .errors import OptionError, SegliteError
 from .files import PART, write_atomic
 
 if TYPE_CHECKING:
+    from .effects import EffectOutput
     from .segmenter import Segmenter
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -54,6 +55,7 @@ class Outputs:
     mask: bool = True
     json: bool = True
     alpha: float = 0.55
+    effect: EffectOutput | None = None  # seglite.effects: also NAME.<effect>.png
 
     def files(self, name: str) -> list[str]:
         return [
@@ -62,6 +64,7 @@ class Outputs:
                 (self.mask, ".mask.png"),
                 (self.json, ".json"),
                 (self.overlay, ".overlay.png"),
+                (self.effect is not None, f".{self.effect.name if self.effect else ''}.png"),
             )
             if want
         ]
@@ -344,7 +347,7 @@ def run_record(seg: Segmenter, outputs: Outputs) -> dict:
         "flip": seg.flip,
         "labels": seg.labels,
         "alpha": outputs.alpha,
-    }
+    } | ({"effect": outputs.effect.record()} if outputs.effect is not None else {})
 
 
 def claim_output(sink: Sink, record: dict, *, overwrite: bool) -> None:
@@ -450,6 +453,8 @@ def finish(seg: Segmenter, item: Item, source, outputs: Outputs, sink: Sink) -> 
         if outputs.overlay:
             img = viz.overlay(source, result, alpha=outputs.alpha)
             sink.write(f"{item.name}.overlay.png", viz.png_bytes(img))
+        if outputs.effect is not None:
+            sink.write(f"{item.name}.{outputs.effect.name}.png", outputs.effect.png(source, result))
     except Exception as exc:
         return Outcome(item.src, item.name, "failed", _message(item, exc))
     return Outcome(

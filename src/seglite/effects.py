@@ -251,3 +251,40 @@ def _fitted(fx: Effect, size: tuple[int, int]) -> Image.Image:
         fx._cache.clear()
         fx._cache[key] = got
     return got
+
+
+@dataclass(frozen=True)
+class EffectOutput:
+    """An effect as a batch output: which classes make the matte, its feather, the effect.
+
+    ``seglite segment --effect`` hands one to ``batch.Outputs``; every image then also gets
+    ``NAME.<effect.name>.png`` (RGBA for cutouts). The Segmenter must give confidence masks
+    where the model has them (:func:`segmenter_options`); ArgMax models get a feathered matte.
+    """
+
+    effect: Effect
+    classes: tuple[str, ...] | None = None
+    feather: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.effect.name
+
+    def record(self) -> dict:
+        classes = list(self.classes) if self.classes is not None else None
+        return {**self.effect.record(), "classes": classes, "feather": self.feather}
+
+    def render(self, image, result) -> Image.Image:
+        alpha = result.alpha(self.classes, image=image, feather=self.feather)
+        return apply(image, alpha, self.effect)
+
+    def png(self, image, result) -> bytes:
+        from .viz import png_bytes
+
+        return png_bytes(self.render(image, result))
+
+
+def segmenter_options(seg) -> dict:
+    """The Segmenter keyword an effect needs from ``seg``'s model: confidence masks, unless
+    it outputs class ids only (an ArgMax graph), whose matte is feathered from the mask."""
+    return {"output_confidence_masks": seg.backend.output_kind != "argmax"}

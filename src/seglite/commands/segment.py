@@ -24,6 +24,9 @@ EXAMPLES = """examples:
   seglite segment photos/ --out seg/ --jobs 2     a folder over 2 processes; re-run to resume
   seglite segment clip.mp4 --out clip.seg.mp4     overlay video (same size and frame rate)
   seglite segment --stream 0 --max-frames 300     webcam 0, live frames per second
+  seglite segment me.jpg --model selfie --effect cutout      me.cutout.png (RGBA)
+  seglite segment me.jpg --effect blur --classes person      background blurred
+  seglite segment me.jpg --effect image:beach.jpg --feather 4   background replaced
   seglite segment s3://bkt/imgs --out s3://bkt/seg --ray auto   on a running Ray cluster
 """
 
@@ -53,6 +56,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="write <name>.json summary")
     p.add_argument("--alpha", type=float, default=0.55, help="overlay opacity (0..1)")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    g = p.add_argument_group("effects (NAME.<effect>.png; only that file unless outputs are named)")
+    g.add_argument(
+        "--effect",
+        metavar="SPEC",
+        help="cutout (RGBA), blur, color:#RRGGBB or image:FILE (background replaced)",
+    )
+    g.add_argument(
+        "--classes",
+        type=_names,
+        default=None,
+        metavar="A,B",
+        help="the subject's classes (default: all but background)",
+    )
+    g.add_argument(
+        "--feather", type=float, default=None, metavar="PX", help="extra soft edge width in px"
+    )
+    g.add_argument("--strength", type=float, default=None, metavar="PX", help="blur radius in px")
+    g.add_argument("--invert", action="store_true", help="keep the background, remove the subject")
     g = p.add_argument_group("many images")
     g.add_argument(
         "--jobs",
@@ -81,6 +102,43 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--masks-dir", metavar="DIR", help="also write one mask PNG per frame")
     g.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     return p
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"--classes takes names separated by commas, got {text!r}")
+    return names
+
+
+def _effect_output(args: argparse.Namespace):
+    """The --effect options as a batch output, or None; bad values are one line, now."""
+    if args.effect is None:
+        for flag in ("classes", "feather", "strength"):
+            if getattr(args, flag) is not None:
+                raise OptionError(f"--{flag} shapes an effect: give --effect too")
+        if args.invert:
+            raise OptionError("--invert shapes an effect: give --effect too")
+        return None
+    from ..effects import EffectOutput, parse
+
+    if args.feather is not None and args.feather < 0:
+        raise OptionError(f"--feather must be >= 0 px, got {args.feather}")
+    effect = parse(args.effect, strength=args.strength, invert=args.invert).check()
+    return EffectOutput(effect, args.classes, args.feather)
+
+
+def _effect_segmenter(probe, kwargs: dict, effect) -> None:
+    """Ask ``kwargs`` for what the effect needs from ``probe``'s model; check the classes."""
+    from ..effects import segmenter_options
+
+    if effect is None:
+        return
+    kwargs.update(segmenter_options(probe))
+    for name in effect.classes or ():
+        if name not in probe.label_set.names:
+            shown = ", ".join(probe.labels[:12]) + (", ..." if len(probe.labels) > 12 else "")
+            raise OptionError(f"--classes {name}: {probe.model_name} has no such class ({shown})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,13 +197,16 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
     out = args.out or DEFAULT_OUT
     if is_video(out):
         raise OptionError(f"--out {out} is a video name: give a folder for images")
+    effect = _effect_output(args)
     if Path(out).suffix.lower() in _FILE_OUTPUTS and not Path(out).is_dir():
-        return _one_file(args, paths, listed, Path(out))
-    if args.ray:
-        wanted = args.overlay or args.mask or args.json
-        outputs = Outputs(args.overlay, args.mask or not wanted, args.json, args.alpha)
+        return _one_file(args, paths, listed, Path(out), effect)
+    named = args.overlay or args.mask or args.json
+    if effect is not None:  # the effect alone, unless other outputs are named too
+        outputs = Outputs(args.overlay, args.mask, args.json, args.alpha, effect)
+    elif args.ray:
+        outputs = Outputs(args.overlay, args.mask or not named, args.json, args.alpha)
     else:
-        every = not (args.overlay or args.mask or args.json)
+        every = not named
         outputs = Outputs(args.overlay or every, args.mask or every, args.json or every, args.alpha)
 
     local = [s.removeprefix("file://") for s in paths if not is_uri(s)]
@@ -159,6 +220,7 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
     if parallel and args.threads is None:
         kwargs["num_threads"] = 1  # processes, not threads, share the cores
     with Segmenter(args.model, **kwargs) as probe:  # bad model or options: one line, now
+        _effect_segmenter(probe, kwargs, effect)
         # A cluster's nodes find zoo models themselves; a model file of the user's travels.
         remote = args.ray not in (None, "local")
         spec = (
@@ -211,10 +273,13 @@ def _run_images(args, spec, todo, known, outputs, out, sink, report) -> None:
 _FILE_OUTPUTS = {".png", ".json"}  # --out suffixes that name one file, not a folder
 
 
-def _one_file(args: argparse.Namespace, paths: list[str], listed: list[str], out: Path) -> int:
+def _one_file(
+    args: argparse.Namespace, paths: list[str], listed: list[str], out: Path, effect=None
+) -> int:
     """``--out NAME.png`` (or ``.json``) for one image: exactly that file, nothing beside it.
 
-    A .png is the overlay, or the mask when only --mask is asked for; a .json the summary.
+    A .png is the overlay, the mask when only --mask is asked for, or the effect with
+    --effect; a .json the summary.
     """
     from .. import viz
     from ..files import write_atomic
@@ -227,20 +292,29 @@ def _one_file(args: argparse.Namespace, paths: list[str], listed: list[str], out
     want = [
         k for k, on in (("overlay", args.overlay), ("mask", args.mask), ("json", args.json)) if on
     ]
-    kind = "json" if out.suffix.lower() == ".json" else ("mask" if want == ["mask"] else "overlay")
+    if effect is not None:
+        want.append("effect")
+    png = "mask" if want == ["mask"] else ("effect" if want == ["effect"] else "overlay")
+    kind = "json" if out.suffix.lower() == ".json" else png
     if len(want) > 1 or (want and want != [kind]):
         raise OptionError(
             f"--out {out} holds one output ({kind}): give a folder for {', '.join(want)}"
         )
     src = (paths or listed)[0]
-    with Segmenter(args.model, **segmenter_kwargs(args)) as seg:
+    kwargs = segmenter_kwargs(args)
+    if effect is not None:
+        with Segmenter(args.model, **kwargs) as probe:
+            _effect_segmenter(probe, kwargs, effect)
+    with Segmenter(args.model, **kwargs) as seg:
         from ..image import load_image
 
         loaded = load_image(src, max_pixels=seg.max_pixels)
         result = seg.segment(loaded.image)
         result.source = src
-    if kind == "json":
-        data: bytes | str = viz.summary_json(result)
+    if kind == "effect":
+        data: bytes | str = effect.png(loaded.image, result)
+    elif kind == "json":
+        data = viz.summary_json(result)
     elif kind == "mask":
         data = viz.png_bytes(viz.mask_image(result))
     else:
