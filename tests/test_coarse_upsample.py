@@ -67,7 +67,7 @@ def test_only_whole_factor_align_corners_upsampling_is_cut():
     coral = unpack_model((MODEL_DIR / "deeplabv3_mnv2_pascal_quant.tflite").read_bytes())
     assert cut_final_resize(coral) is None  # ends in an ArgMax
     camvid = Segmenter("camvid-lite")  # 90x120 -> 360x480 is not a whole factor
-    assert camvid.backend.coarse_factor is None and camvid.backend.fused_argmax
+    assert camvid.backend.reduced is not None and camvid.backend.reduced.coarse_factor is None
 
 
 def _photos():
@@ -81,7 +81,8 @@ def _photos():
 def test_segmenter_masks_match_the_model_with_its_final_upsampling(name, factor):
     cut = Segmenter(name, num_threads=2)
     full = Segmenter(name, num_threads=2, output_confidence_masks=True)  # keeps the op
-    assert cut.backend.coarse_factor == factor and full.backend.coarse_factor is None
+    assert cut.backend.reduced.coarse_factor == factor
+    assert full.backend.reduced.coarse_factor is None
     for path in _photos():
         a = cut.segment(path).category_mask
         b = full.segment(path).category_mask
@@ -97,7 +98,7 @@ def test_run_still_returns_the_models_own_output(starter):
     from seglite.runtime import open_backend
 
     full = open_backend(starter.model_path, num_threads=2)
-    assert starter.backend.coarse_factor == (8, 8) and full.coarse_factor is None
+    assert starter.backend.reduced.coarse_factor == (8, 8) and full.reduced is None
     pixels = np.asarray(Image.open(EXAMPLES / "chelsea.jpg").convert("RGB"))[None]
     a, b = np.array(starter.backend.run(pixels)), np.array(full.run(pixels))
     assert a.shape == b.shape == (1, 257, 257, 21)

@@ -47,6 +47,49 @@ def test_onnx_model_with_labels_and_a_locale(tmp_path):
     assert next(iter(seg.segment(img).fractions)) in ("red", "green", "blue")
 
 
+def _onnx_with_locales(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from test_onnx_backend import build
+
+    meta = {"labels": "red\ngreen\nblue", "labels.fr": '["rouge", "vert", "bleu"]'}
+    return (
+        build(tmp_path / "fr.onnx", meta=meta),
+        ["red", "green", "blue"],
+        ["rouge", "vert", "bleu"],
+    )
+
+
+@pytest.mark.parametrize("runtime", ["litert", "onnx", "torch"])
+def test_every_backend_describes_labels_and_locales_in_one_model_info(
+    runtime, localized_tflite, tmp_path
+):
+    """One ModelInfo from every runtime; the Segmenter reads labels and display_names_locale
+    from it alone: the file's localized names for a locale it has, its labels otherwise."""
+    from seglite.runtime import ModelInfo
+    from seglite.runtime.info import SOURCE_KEYS
+
+    if runtime == "litert":
+        path, french = localized_tflite
+        labels = VOC
+    elif runtime == "onnx":
+        path, labels, french = _onnx_with_locales(tmp_path)
+    else:
+        pytest.importorskip("torch")
+        path = resolve("camvid").path
+        labels, french = Segmenter("camvid").labels, None  # checkpoints carry no locales
+    fr = Segmenter(path, num_threads=1, display_names_locale="fr")
+    info = fr.backend.info
+    assert fr.backend.name == runtime and isinstance(info, ModelInfo)
+    assert set(info.sources) == set(SOURCE_KEYS)
+    assert list(info.labels) == labels and info.num_classes == len(labels)
+    assert info.sources["labels"] != "default"
+    assert fr.labels == (french or labels)
+    assert (info.sources["display_names"] != "default") == bool(french)
+    assert Segmenter(path, num_threads=1, display_names_locale="de").labels == labels
+    assert Segmenter(path, num_threads=1).labels == labels
+    assert len(info.mean) in (1, 3) and len(info.std) in (1, 3)
+
+
 def test_torch_checkpoint_with_a_locale_gives_its_labels():
     pytest.importorskip("torch")
     seg = Segmenter("camvid", display_names_locale="fr")

@@ -43,7 +43,7 @@ def test_models_that_output_class_ids_are_left_alone():
     assert not takes_argmax(model) and not add_argmax_output(model)
     assert not open_backend(
         MODEL_DIR / "deeplabv3_mnv2_pascal_quant.tflite", fuse_argmax=True
-    ).fused_argmax
+    ).reduced
 
 
 @pytest.mark.parametrize("name", ["deeplabv3", "ade20k"])
@@ -51,7 +51,7 @@ def test_fused_and_plain_paths_give_identical_masks(name):
     fused = Segmenter(name, num_threads=2, output_confidence_masks=True)
     plain = Segmenter(name, num_threads=2, output_confidence_masks=True)
     plain.backend = open_backend(plain.model_path, num_threads=2)
-    assert fused.backend.fused_argmax and not plain.backend.fused_argmax
+    assert fused.backend.reduced is not None and plain.backend.reduced is None
     for image in [GOLDEN / "segmentation_input_rotation0.jpg", EXAMPLES / "chelsea.jpg"]:
         a, b = fused.segment(image), plain.segment(image)
         assert np.array_equal(a.category_mask, b.category_mask)
@@ -59,7 +59,7 @@ def test_fused_and_plain_paths_give_identical_masks(name):
 
 
 def test_accurate_mode_does_not_pay_for_the_fused_op():
-    assert not Segmenter("deeplabv3", scales=(1.0, 1.5)).backend.fused_argmax
+    assert Segmenter("deeplabv3", scales=(1.0, 1.5)).backend.reduced is None
 
 
 def test_results_do_not_hold_the_interpreter_and_errors_release_it(starter):
@@ -74,7 +74,7 @@ def test_results_do_not_hold_the_interpreter_and_errors_release_it(starter):
     pixels = np.zeros((1, 257, 257, 3), np.uint8)
     for _ in range(2):
         with pytest.raises(ModelError, match="boom"):
-            starter.backend.run_reduced(pixels, fail)
+            starter.backend.reduced.run(pixels, fail)
     assert np.array_equal(starter.segment(image).category_mask, first.category_mask)
 
 
@@ -83,7 +83,7 @@ def test_scores_handed_to_reduce_are_read_only(starter):
         scores[0, 0, 0, 0] = 1.0
 
     with pytest.raises(ValueError, match="read-only"):
-        starter.backend.run_reduced(np.zeros((1, 257, 257, 3), np.uint8), write)
+        starter.backend.reduced.run(np.zeros((1, 257, 257, 3), np.uint8), write)
 
 
 def test_a_failed_rewrite_falls_back_to_the_plain_model(monkeypatch):
@@ -98,7 +98,7 @@ def test_a_failed_rewrite_falls_back_to_the_plain_model(monkeypatch):
     _rewritten_model.cache_clear()  # the good rewrite above is cached
     seg = Segmenter("deeplabv3", num_threads=2)
     _rewritten_model.cache_clear()
-    assert not seg.backend.fused_argmax and not seg.backend.squashes_in_graph
+    assert seg.backend.reduced is None and not seg.backend.squashes_in_graph
     mask = seg.segment(EXAMPLES / "astronaut.jpg").category_mask
     assert mask.shape == (512, 512)
     assert (mask == expected.category_mask).mean() > 0.999  # numpy squash: same convention

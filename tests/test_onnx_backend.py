@@ -119,7 +119,7 @@ def test_metadata_normalization_and_labels(tmp_path):
         "labels": '["background", "cat", "dog"]',
     }
     be = OnnxBackend(build(tmp_path / "meta.onnx", meta=meta), num_threads=2)
-    assert be.labels == ["background", "cat", "dog"]
+    assert be.labels == ("background", "cat", "dog")
     px = pixels(2)
     mean = np.array([123.675, 116.28, 103.53], np.float32)
     std = np.array([58.395, 57.12, 57.375], np.float32)

@@ -1,4 +1,5 @@
-"""Writing files whole: the one atomic write that outputs, checkpoints and logs share.
+"""Writing files whole: the one atomic write that outputs, checkpoints and logs share;
+and the first line of an error, for the one-line messages that wrap a library's exception.
 
 Readers (a resumed run, another process, a web server) must never see half a file, and the
 file must get the permissions the user's umask asks for, not a temporary file's 0600.
@@ -35,3 +36,11 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, *, fsync: bool = Fa
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``str(exc)`` (its type's name if empty), at most ``limit`` characters:
+    what a one-line SegliteError quotes of a runtime's or a decoder's multi-line message."""
+    text = str(exc).strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return line[:limit]

@@ -106,7 +106,8 @@ class Segmenter:
     def _label_set(self, labels) -> LabelSet:
         from .labels import get_label_set
 
-        n = self.backend.num_classes
+        info = self.backend.info
+        n = info.num_classes
         if labels is not None:
             names = (
                 read_label_file(labels, n)
@@ -116,13 +117,8 @@ class Segmenter:
             if n is not None and len(names) != n:
                 raise OptionError(f"{len(names)} labels given but the model has {n} classes")
             return label_set_from_names(names)
-        if self.backend.labels:
-            names = self.backend.labels
-            if self.display_names_locale:
-                localized = self.backend.display_names.get(self.display_names_locale)
-                if localized and len(localized) == len(names):
-                    names = localized
-            return label_set_from_names(names)
+        if info.labels:
+            return label_set_from_names(info.names(self.display_names_locale))
         if self.entry is not None:
             return get_label_set(self.entry.labels)
         if n is None:
@@ -166,12 +162,11 @@ class Segmenter:
         t2 = time.perf_counter()
         t.preprocess = (t2 - t1) * 1e3
         t.invocations = 1
-        factor = getattr(self.backend, "coarse_factor", None)
+        reduced = self.backend.reduced
+        factor = reduced.coarse_factor if reduced else None
         # A service may ask this Segmenter's copy for confidence masks (serve/pool.py): a
         # backend without the model's final upsampling then takes the general path.
-        if getattr(self.backend, "fused_argmax", False) and not (
-            factor and self.output_confidence_masks
-        ):
+        if reduced is not None and not (factor and self.output_confidence_masks):
 
             def masks(scores: np.ndarray, ids: np.ndarray):
                 t3 = time.perf_counter()
@@ -184,7 +179,7 @@ class Segmenter:
                 t.postprocess += (time.perf_counter() - t3) * 1e3
                 return out
 
-            category, confidence = self.backend.run_reduced(pixels[None], masks)
+            category, confidence = reduced.run(pixels[None], masks)
             return self._result(loaded, category, confidence, t)
         out = self.backend.run(pixels[None])[0]
         t3 = time.perf_counter()

@@ -4,19 +4,36 @@ A backend takes uint8 RGB pixels (NHWC) of any size, squashes them to the model'
 input size (bilinear.py's convention; image.model_pixels has already box-reduced big
 photos) and returns either float class scores (NHWC) or class ids (NHW). The squash,
 normalization and quantization are the backend's business, read from the model file.
+What it read is its ``info`` (info.ModelInfo, the same shape for every runtime); the
+fast in-place path is its ``reduced`` (info.ReducedRun), or None, fixed when opened.
+
+To add a runtime: a module here with a class that fills ``info`` (subclass
+info.Described for the shorthands), sets ``reduced``, and implements ``run`` and
+``close``; then a branch in :func:`backend_for` and :func:`open_backend`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import ModelError, OptionError
+from .info import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, OutputKind, ReducedRun
 
-OutputKind = Literal["logits", "argmax", "sigmoid"]  # sigmoid: run() gives 2 log-probs
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MEAN",
+    "DEFAULT_STD",
+    "Backend",
+    "ModelInfo",
+    "OutputKind",
+    "ReducedRun",
+    "open_backend",
+]
+
 BACKENDS = ("litert", "onnx", "torch")
 
 
@@ -24,12 +41,17 @@ BACKENDS = ("litert", "onnx", "torch")
 class Backend(Protocol):
     name: str
     path: Path
-    input_size: tuple[int, int]  # (height, width)
-    output_kind: OutputKind
-    num_classes: int | None  # None for argmax models without labels
-    labels: list[str] | None  # names from the model file's metadata, if any
-    display_names: dict[str, list[str]]  # locale -> localized labels ({} where none)
+    info: ModelInfo  # everything read from the model file, and where from
+    reduced: ReducedRun | None  # the fast in-place path, where opened for and available
     num_threads: int
+
+    @property
+    def input_size(self) -> tuple[int, int]:  # (height, width): info.input_size
+        ...
+
+    @property
+    def output_kind(self) -> OutputKind:  # info.output_kind
+        ...
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 RGB (N, H, W, 3), any H and W -> scores (N, h, w, C) float or ids (N, h, w).
@@ -82,12 +104,12 @@ def open_backend(
     """Open a model file with the runtime that fits it.
 
     ``fuse_argmax`` asks a runtime that can for the argmax inside the model's graph
-    (LiteRT: see fused_argmax); check ``getattr(backend, "fused_argmax", False)``.
+    (LiteRT: see fused_argmax): ``backend.reduced`` is then a ReducedRun, else None.
     ``cut_final_resize`` (with ``fuse_argmax``) also lets LiteRT drop a final whole-factor
-    upsampling of the scores (see final_resize): ``backend.coarse_factor`` then says by
-    how much the scores it returns are coarser than the model's output. ``rewrite=False``
-    runs a LiteRT model exactly as it is (no input squash in the graph either), as
-    benchmark_model does.
+    upsampling of the scores (see final_resize): ``backend.reduced.coarse_factor`` then
+    says by how much the scores it hands over are coarser than the model's output
+    (``run`` still returns the model's own output). ``rewrite=False`` runs a LiteRT model
+    exactly as it is (no input squash in the graph either), as benchmark_model does.
     """
     path = Path(path)
     kind = backend_for(path, backend)

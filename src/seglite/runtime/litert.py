@@ -15,10 +15,9 @@ import numpy as np
 from ..bilinear import upsample_align_corners
 from ..errors import ModelError
 from . import fit_pixels, normalize_into, read_model_file
+from .info import DEFAULT_MEAN, DEFAULT_STD, UNIT_MEAN, UNIT_STD, Described, ModelInfo, ReducedRun
 
 T = TypeVar("T")
-DEFAULT_MEAN = (127.5,)
-DEFAULT_STD = (127.5,)
 
 
 @contextlib.contextmanager
@@ -40,7 +39,7 @@ def _quiet_stderr():
         os.close(saved)
 
 
-class LiteRTBackend:
+class LiteRTBackend(Described):
     name = "litert"
 
     def __init__(
@@ -53,11 +52,11 @@ class LiteRTBackend:
         rewrite: bool = True,
     ):
         """``fuse_argmax``: append an ARG_MAX output to a logits model (see fused_argmax),
-        for callers that want the category mask through :meth:`run_reduced`;
-        ``cut_final_resize`` (with it): drop a final whole-factor upsampling of the scores
-        first (see final_resize), so that :meth:`run_reduced` hands over scores
-        ``coarse_factor`` times coarser than the model's output (:meth:`run` redoes the
-        upsampling in numpy); ``rewrite=False``:
+        for callers that want the category mask through ``self.reduced`` (a ReducedRun,
+        None where the rewrite does not apply); ``cut_final_resize`` (with it): drop a
+        final whole-factor upsampling of the scores first (see final_resize), so that
+        ``reduced.run`` hands over scores ``reduced.coarse_factor`` times coarser than the
+        model's output (:meth:`run` redoes the upsampling in numpy); ``rewrite=False``:
         none of these, nor the input squash (image_input): the model exactly as it is."""
         self.path = Path(path)
         self.num_threads = num_threads
@@ -70,7 +69,8 @@ class LiteRTBackend:
         self._ids_index: int | None = None
         self._image_index: int | None = None
         self._image_shape: tuple[int, ...] | None = None
-        self.coarse_factor: tuple[int, int] | None = None
+        self._coarse: tuple[int, int] | None = None
+        self.reduced: ReducedRun | None = None
         fuse_argmax = fuse_argmax and self.output_kind != "sigmoid"  # one channel: no argmax
         if not (rewrite and self._rewrite(data, fuse_argmax, fuse_argmax and cut_final_resize)):
             self._allocate(self._interp)
@@ -115,20 +115,17 @@ class LiteRTBackend:
         except Exception:  # noqa: BLE001 - an optimisation must never break loading
             return False
         self._interp = interp
-        self.coarse_factor = factor
+        self._coarse = factor
         outputs = interp.get_output_details()
         self._out_index = outputs[0]["index"]
         if fused:
             self._ids_index = outputs[-1]["index"]
+            self.reduced = ReducedRun(self._run_reduced, coarse_factor=factor)
         if takes_images:
             detail = interp.get_input_details()[0]
             self._image_index = detail["index"]
             self._image_shape = tuple(int(v) for v in detail["shape"])
         return True
-
-    @property
-    def fused_argmax(self) -> bool:
-        return self._ids_index is not None
 
     @property
     def squashes_in_graph(self) -> bool:
@@ -148,59 +145,66 @@ class LiteRTBackend:
                 f"{self.path}: not an image model (input shape {list(shape)}, expected [1, H, W, 3])"
             )
         oshape = tuple(int(v) for v in out["shape"])
-        self._check_output(oshape, np.dtype(out["dtype"]))
-        self.input_size = (shape[1], shape[2])
+        output_kind, num_classes = self._check_output(oshape, np.dtype(out["dtype"]))
         self.output_size = (oshape[1], oshape[2])
         self._in_index = inp["index"]
         self._out_index = out["index"]
-        self.input_dtype = np.dtype(inp["dtype"])
         odtype = np.dtype(out["dtype"])
         self._out_quant = (
-            out["quantization"] if odtype.kind in "iu" and self.output_kind == "logits" else None
+            out["quantization"] if odtype.kind in "iu" and output_kind == "logits" else None
         )
         self._batch = 1
         self._out_buf: np.ndarray | None = None
 
-        self.labels: list[str] | None = None
-        self.metadata = None
-        self.display_names: dict[str, list[str]] = {}
+        sources = {"input": "TFLite signature", "output": "TFLite signature"}
+        labels, display_names = None, {}
         mean, std = DEFAULT_MEAN, DEFAULT_STD
         try:
             from ..metadata import read_metadata
 
-            self.metadata = read_metadata(data)
+            metadata = read_metadata(data)
         except ModelError:
-            self.metadata = None
-        if self.metadata is not None:
-            if self.metadata.input_mean and self.metadata.input_std:
-                mean, std = self.metadata.input_mean, self.metadata.input_std
-            if self.metadata.labels:
-                self.labels = list(self.metadata.labels)
-                self.display_names = dict(self.metadata.display_names)
-        if self.output_kind == "sigmoid" and (mean, std) == (DEFAULT_MEAN, DEFAULT_STD):
-            mean, std = 0.0, 255.0  # MediaPipe's person models take RGB in [0, 1]
-        self.mean, self.std = mean, std
-        if self.num_classes is None and self.labels:
-            self.num_classes = len(self.labels)
+            metadata = None
+        if metadata is not None:
+            if metadata.input_mean and metadata.input_std:
+                mean, std = metadata.input_mean, metadata.input_std
+                sources["normalization"] = "TFLite metadata"
+            if metadata.labels:
+                labels, display_names = metadata.labels, metadata.display_names
+                sources["labels"] = "TFLite metadata (associated label file)"
+                sources["display_names"] = "TFLite metadata (localized label files)"
+        if output_kind == "sigmoid" and (mean, std) == (DEFAULT_MEAN, DEFAULT_STD):
+            mean, std = UNIT_MEAN, UNIT_STD
+            sources["normalization"] = "default for one-channel sigmoid models (MediaPipe)"
+        if num_classes is None and labels:
+            num_classes = len(labels)
+        self.info = ModelInfo(
+            input_size=(shape[1], shape[2]),
+            input_dtype=np.dtype(inp["dtype"]),
+            output_kind=output_kind,
+            num_classes=num_classes,
+            labels=labels,
+            display_names=display_names,
+            mean=mean,
+            std=std,
+            sources=sources,
+        )
 
-    def _check_output(self, oshape: tuple[int, ...], odtype: np.dtype) -> None:
-        """Scores [1, H, W, C] or class ids [1, H, W]; anything else is not a segmentation model."""
+    def _check_output(self, oshape: tuple[int, ...], odtype: np.dtype):
+        """(output kind, classes) of scores [1, H, W, C] or class ids [1, H, W]; anything
+        else is not a segmentation model."""
         if len(oshape) == 4 and oshape[3] >= 2 and odtype.kind in "fiu":
-            self.output_kind = "logits"
-            self.num_classes: int | None = oshape[3]
-        elif len(oshape) == 4 and oshape[3] == 1 and odtype.kind == "f":
+            return "logits", oshape[3]
+        if len(oshape) == 4 and oshape[3] == 1 and odtype.kind == "f":
             # One sigmoid channel (MediaPipe selfie): a person probability, served by
             # run() as two-class log-probabilities so that argmax and softmax just work.
-            self.output_kind = "sigmoid"
-            self.num_classes = 2
-        elif len(oshape) == 3 and odtype.kind in "iu":
-            self.output_kind = "argmax"
-            self.num_classes = None
-        else:
-            raise ModelError(
-                f"{self.path}: not a segmentation model (output shape {list(oshape)} {odtype.name}; "
-                "expected [1, H, W, classes] scores or [1, H, W] class ids)"
-            )
+            return "sigmoid", 2
+        if len(oshape) == 3 and odtype.kind in "iu":
+            return "argmax", None
+        raise ModelError(
+            f"{self.path}: not a segmentation model (output shape {list(oshape)} {odtype.name}; "
+            "expected [1, H, W, classes] scores or [1, H, W] class ids)"
+        )
 
     def _set_batch(self, n: int) -> None:
         if n == self._batch:
@@ -250,8 +254,8 @@ class LiteRTBackend:
             p = np.clip(out, 1e-6, 1 - 1e-6)
             del out
             return np.concatenate([np.log1p(-p), np.log(p)], axis=-1).astype(np.float32)
-        if self.coarse_factor:
-            fine = np.stack([upsample_align_corners(o, self.coarse_factor) for o in out])
+        if self._coarse:
+            fine = np.stack([upsample_align_corners(o, self._coarse) for o in out])
             del out
             return fine
         if self._out_buf is None or self._out_buf.shape != out.shape:
@@ -267,16 +271,15 @@ class LiteRTBackend:
         del out
         return self._out_buf
 
-    def run_reduced(self, pixels: np.ndarray, reduce: Callable[[np.ndarray, np.ndarray], T]) -> T:
-        """``reduce(scores, ids)`` on the outputs in place, without copying the scores out.
+    def _run_reduced(self, pixels: np.ndarray, reduce: Callable[[np.ndarray, np.ndarray], T]) -> T:
+        """``reduce(scores, ids)`` on the outputs in place, without copying the scores out
+        (``self.reduced.run``).
 
         ``scores`` (N, h, w, C) are read-only views into the interpreter (dequantized copies
         for quantized outputs) and ``ids`` (N, h, w) int32 the fused argmax: both are valid
         only during the call, and ``reduce`` must return nothing that refers to them (the
         interpreter refuses to run again while such references live).
         """
-        if self._ids_index is None:
-            raise ModelError(f"{self.path}: run_reduced needs a model loaded with fuse_argmax")
         self._invoke(pixels)
         scores = self._interp.tensor(self._out_index)()
         ids = self._interp.tensor(self._ids_index)()

@@ -8,6 +8,8 @@ model unless the model's metadata properties say otherwise:
 
 - ``mean`` / ``std``: comma-separated numbers in pixel units (0..255), one or three each;
 - ``labels``: a JSON list of class names, or one name per line;
+- ``labels.LOCALE`` (e.g. ``labels.fr``): the same names in that language, for
+  ``display_names_locale`` (as TFLite metadata's localized label files);
 - ``output_layout``: ``NHWC`` or ``NCHW`` when the output shape alone is ambiguous.
 
 Keys may carry a ``seglite.`` prefix. Without ``output_layout``, a 4-D output follows the
@@ -22,19 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, require
+from ..files import first_line
 from . import fit_pixels, normalize_into, read_model_file
-
-DEFAULT_MEAN = (127.5,)
-DEFAULT_STD = (127.5,)
+from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _INT_TYPES = ("tensor(int64)", "tensor(int32)", "tensor(uint8)", "tensor(int8)", "tensor(uint16)")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line[:200]
 
 
 def _numbers(text: str, key: str, path: Path) -> tuple[float, ...]:
@@ -47,10 +42,11 @@ def _numbers(text: str, key: str, path: Path) -> tuple[float, ...]:
     return vals
 
 
-class OnnxBackend:
+class OnnxBackend(Described):
     """Runs an ONNX segmentation model on ONNX Runtime's CPU provider with ``num_threads``."""
 
     name = "onnx"
+    reduced = None  # no fused argmax: the Segmenter takes the general path
 
     def __init__(self, path: Path, *, num_threads: int = 2):
         ort = require("onnxruntime", "onnx")
@@ -76,7 +72,7 @@ class OnnxBackend:
             )
         except Exception as exc:  # ORT raises its own pybind exception types
             raise ModelError(
-                f"{self.path}: ONNX Runtime cannot load this model ({_first_line(exc)})"
+                f"{self.path}: ONNX Runtime cannot load this model ({first_line(exc)})"
             ) from None
         self._read_signature()
 
@@ -118,52 +114,77 @@ class OnnxBackend:
                 f"{self.path}: the input size is not fixed in the file (shape {shape}); "
                 "export the model with a fixed height and width"
             )
-        self.input_size = (h, w)
+        input_size = (h, w)
         self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
         if self._fixed_batch not in (None, 1):
             raise ModelError(f"{self.path}: batch size {shape[0]} in the file; expected 1")
         self._in_name, self._out_name = inp.name, out.name
         if inp.type in _FLOAT_TYPES:
-            self.input_dtype = np.dtype(_FLOAT_TYPES[inp.type])
+            input_dtype = np.dtype(_FLOAT_TYPES[inp.type])
         elif inp.type == "tensor(uint8)":
-            self.input_dtype = np.dtype(np.uint8)
+            input_dtype = np.dtype(np.uint8)
         else:
             raise ModelError(f"{self.path}: unsupported input type {inp.type} (float or uint8)")
 
         meta = self._meta()
-        self.metadata = meta
-        self.display_names: dict[str, list[str]] = {}  # ONNX properties carry no locales
-        self.mean = _numbers(meta["mean"], "mean", self.path) if "mean" in meta else DEFAULT_MEAN
-        self.std = _numbers(meta["std"], "std", self.path) if "std" in meta else DEFAULT_STD
-        self.labels: list[str] | None = self._labels(meta.get("labels"))
+        sources = {"input": "ONNX graph input", "output": "ONNX graph output"}
+        mean, std = DEFAULT_MEAN, DEFAULT_STD
+        if "mean" in meta or "std" in meta:
+            sources["normalization"] = "ONNX metadata properties mean/std"
+        if "mean" in meta:
+            mean = _numbers(meta["mean"], "mean", self.path)
+        if "std" in meta:
+            std = _numbers(meta["std"], "std", self.path)
+        labels = self._labels(meta.get("labels"))
 
         oshape = list(out.shape)
         layout = meta.get("output_layout", "").upper() or self.layout
         if layout not in ("NHWC", "NCHW"):
             raise ModelError(f"{self.path}: metadata output_layout={layout!r}: NHWC or NCHW")
+        num_classes: int | None
         if len(oshape) == 4 and out.type in (*_FLOAT_TYPES, *_INT_TYPES):
-            self.output_kind = "logits"
+            output_kind = "logits"
             classes = oshape[3] if layout == "NHWC" else oshape[1]
             self._out_layout = layout
-            self.num_classes: int | None = classes if isinstance(classes, int) else None
-            if self.num_classes is not None and self.num_classes < 2:
+            num_classes = classes if isinstance(classes, int) else None
+            if num_classes is not None and num_classes < 2:
                 raise ModelError(
                     f"{self.path}: not a segmentation model (output shape {oshape}, "
-                    f"{self.num_classes} class)"
+                    f"{num_classes} class)"
                 )
         elif len(oshape) == 3 and out.type in _INT_TYPES:
-            self.output_kind = "argmax"
+            output_kind = "argmax"
             self._out_layout = "NHW"
-            self.num_classes = None
+            num_classes = None
         else:
             raise ModelError(
                 f"{self.path}: not a segmentation model (output shape {oshape} {out.type}; "
                 "expected [1, H, W, classes] or [1, classes, H, W] scores, or [1, H, W] ids)"
             )
-        if self.num_classes is None and self.labels:
-            self.num_classes = len(self.labels)
-        if self.labels and self.num_classes is not None and len(self.labels) != self.num_classes:
-            self.labels = None  # metadata that does not fit the output is ignored, not trusted
+        if num_classes is None and labels:
+            num_classes = len(labels)
+        if labels and num_classes is not None and len(labels) != num_classes:
+            labels = None  # metadata that does not fit the output is ignored, not trusted
+        display_names: dict[str, list[str]] = {}
+        if labels:
+            sources["labels"] = "ONNX metadata property labels"
+            sources["display_names"] = "ONNX metadata properties labels.LOCALE"
+            for key, text in meta.items():
+                locale = key.removeprefix("labels.")
+                names = self._labels(text) if key.startswith("labels.") and locale else None
+                if names and len(names) == len(labels):
+                    display_names[locale] = names
+        self.info = ModelInfo(
+            input_size=input_size,
+            input_dtype=input_dtype,
+            output_kind=output_kind,
+            num_classes=num_classes,
+            labels=labels,
+            display_names=display_names,
+            mean=mean,
+            std=std,
+            sources=sources,
+        )
         self._in_buf: np.ndarray | None = None
         self._out_buf: np.ndarray | None = None
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ModelError, require
 from . import fit_pixels
+from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo
 
 DEFAULT_INPUT_SIZE = (513, 513)
 
@@ -30,7 +31,7 @@ def _labels_from_config(labels) -> list[str] | None:
     return [str(n) for n in labels]
 
 
-class TorchBackend:
+class TorchBackend(Described):
     """Runs a checkpoint with torch on the CPU (or ``device``); NHWC float scores out.
 
     ``num_threads`` sets torch's intra-op threads for the whole process (torch has one
@@ -38,7 +39,7 @@ class TorchBackend:
     """
 
     name = "torch"
-    output_kind = "logits"
+    reduced = None  # no fused argmax: the Segmenter takes the general path
 
     def __init__(
         self,
@@ -68,11 +69,25 @@ class TorchBackend:
             raise ModelError(
                 f"{self.path}: seglite.input_size must be [height, width], got {size!r}"
             )
-        self.input_size = (int(size[0]), int(size[1]))
-        self.metadata = meta
-        self.num_classes = self.model.num_classes
-        self.labels = _labels_from_config(self.model.config.get("labels"))
-        self.display_names: dict[str, list[str]] = {}  # checkpoints carry no localized names
+        labels = _labels_from_config(self.model.config.get("labels"))
+        # Checkpoints carry no normalization (training normalizes as the starter model does)
+        # and no localized names.
+        self.info = ModelInfo(
+            input_size=(int(size[0]), int(size[1])),
+            input_dtype=np.dtype(np.float32),
+            output_kind="logits",
+            num_classes=self.model.num_classes,
+            labels=labels,
+            mean=DEFAULT_MEAN,
+            std=DEFAULT_STD,
+            sources={
+                "input": "checkpoint seglite.input_size"
+                if meta.get("seglite.input_size")
+                else "default (513x513, DeepLab's evaluation crop)",
+                "output": "checkpoint config",
+                "labels": "checkpoint config labels",
+            },
+        )
         stride = output_stride or meta.get("seglite.eval_output_stride") or 8
         self.set_output_stride(int(stride))
 
@@ -92,7 +107,13 @@ class TorchBackend:
             pixels = pixels[None]
         pixels = fit_pixels(pixels, self.input_size, raw=False)
         x = torch.from_numpy(np.require(pixels, None, ["C", "W"])).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().sub_(127.5).div_(127.5)
+        x = x.permute(0, 3, 1, 2).float()
+        mean, std = self.info.mean, self.info.std
+        if len(mean) == len(std) == 1:
+            x = x.sub_(mean[0]).div_(std[0])
+        else:
+            shape = (1, -1, 1, 1)
+            x = x.sub_(torch.tensor(mean).view(shape)).div_(torch.tensor(std).view(shape))
         with torch.inference_mode():
             y = self.model(x)
         return y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
