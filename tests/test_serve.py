@@ -31,7 +31,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from seglite import viz  # noqa: E402
 from seglite.cli import main  # noqa: E402
-from seglite.serve import app as app_mod  # noqa: E402
+from seglite.serve import render as render_mod  # noqa: E402
 from seglite.serve.app import ServeConfig, create_app  # noqa: E402
 
 GOLDEN_IMAGE = GOLDEN / "segmentation_input_rotation0.jpg"
@@ -403,14 +403,14 @@ def test_event_loop_free_while_workers_busy_and_full_queue_gets_503(monkeypatch)
     """One worker, one queue place: a third request is refused at once with 503."""
     gate = threading.Event()
     entered = threading.Semaphore(0)
-    real_render = app_mod._render
+    real_render = render_mod.render
 
     def slow_render(*args, **kwargs):
         entered.release()
         assert gate.wait(30)
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(app_mod, "_render", slow_render)
+    monkeypatch.setattr(render_mod, "render", slow_render)
     app = create_app(ServeConfig(models=("deeplabv3",), workers=1, queue=1))
     with TestClient(app, raise_server_exceptions=False) as c, ThreadPoolExecutor(2) as ex:
         first = ex.submit(_post, c)

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if not any(importlib.util.find_spec(m) for m in ("python_multipart", "multipart")):
         raise MissingExtraError("python-multipart is not installed: pip install 'seglite[serve]'")
 
-    from ..serve.app import DEFAULT_MAX_PIXELS, ServeConfig, create_app, default_workers
+    from ..serve.app import REQUEST_MAX_PIXELS, ServeConfig, create_app, default_workers
 
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port must be between 0 and 65535, got {args.port}")
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         queue=args.queue,
         max_upload_mb=args.max_upload_mb,
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        max_pixels=args.max_pixels or REQUEST_MAX_PIXELS,
         read_timeout=args.read_timeout,
         shutdown_timeout=args.graceful_timeout,
         max_connections=_fits_open_files(args.max_connections),

@@ -1,5 +1,6 @@
 """What stands between the service and a network it does not trust: an optional API key,
-a Host allowlist (DNS rebinding against a local service), and a CORS allowlist.
+a Host allowlist (DNS rebinding against a local service), a CORS allowlist, and the
+headers every response carries (nosniff, no referrer).
 
 Hosts and CORS are Starlette's own middleware; the key check is ours (a constant-time
 comparison of one header), applied to the API only so the page and the docs still load.
@@ -11,7 +12,7 @@ import hmac
 import json
 from collections.abc import Sequence
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 PROTECTED = "/v1/"  # API routes; the page, /docs, /healthz and /readyz stay open
@@ -90,3 +91,27 @@ def header_safe(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe=" !#$&'()*+,-./:;=?@[]^_`{|}~")
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (no body buffering): headers every response should carry."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,167 @@
+"""The work done in a worker thread: decode, segment, draw and encode one request.
+
+Everything CPU-bound is here, off the event loop; the result is the body to send and
+the summary that goes into JSON or headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .. import viz
+from ..errors import ImageTooLargeError
+from ..image import load_image, resize
+from ..result import SegmentationResult
+from ..segmenter import Segmenter
+from . import exposure
+from .config import MiB
+from .options import SegmentOptions
+
+CONFIDENCE_BUDGET = 128 * MiB  # float32 bytes for all classes' probability maps, per request
+
+
+@dataclass
+class Rendered:
+    """What one request produced: the body to send and the summary for headers."""
+
+    body: bytes
+    media_type: str
+    summary: dict[str, Any]
+
+
+def confidence_png(
+    seg: Segmenter, data: bytes, index: int
+) -> tuple[SegmentationResult, bytes, tuple[int, int]]:
+    """One class's probability as an 8-bit PNG at the original size, in bounded time and memory.
+
+    All C probability maps at full size cost 4*C bytes a pixel (1 GB for a 12 MP photo) and
+    seconds of upsampling, so they are computed at twice the model's resolution per side (less
+    if CONFIDENCE_BUDGET says so) and only the class asked for is brought to full size. The
+    model's own output is that coarse, so nothing is lost: bilinear of bilinear is bilinear.
+    """
+    t0 = time.perf_counter()
+    n = len(seg.label_set)
+    h_in, w_in = seg.input_size
+    budget = max(h_in * w_in, min(4 * h_in * w_in, CONFIDENCE_BUDGET // (4 * n)))
+    side = int(math.sqrt(budget))
+    loaded = load_image(data, max_pixels=seg.max_pixels, min_size=(side, side))
+    full = loaded.size
+    img = loaded.image
+    if full[0] * full[1] > budget:
+        s = math.sqrt(budget / (full[0] * full[1]))
+        img = resize(img, (max(1, round(full[0] * s)), max(1, round(full[1] * s))))
+    elif img.size != full:
+        img = resize(img, full)
+    decode_ms = (time.perf_counter() - t0) * 1e3
+    result = seg.segment(img)
+    result.timings.decode += decode_ms
+    t1 = time.perf_counter()
+    prob = result.confidence(index)
+    u8 = np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = Image.fromarray(u8, mode="L")
+    if out.size != full:
+        out = out.resize(full, Image.Resampling.BILINEAR)
+    result.timings.postprocess += (time.perf_counter() - t1) * 1e3
+    return result, viz.png_bytes(out), full
+
+
+def refuse_bombs(data: bytes, max_pixels: int | None) -> None:
+    """Check the pixel count from the file header alone, before anything decodes.
+
+    ``load_image`` checks too, but only after ``getexif()``, which for a PNG decodes the whole
+    image: a 110 KB PNG declaring 30000x30000 would cost ~1 GB and seconds before the check.
+    """
+    if max_pixels is None:
+        return
+    from ..image import open_image
+
+    try:
+        with open_image(io.BytesIO(data), max_pixels=max_pixels) as im:  # the header only
+            w, h = im.size
+    except ImageTooLargeError:
+        raise
+    except Exception:  # undecodable or refused: load_image will say why, in its words
+        return
+    if w * h > max_pixels:
+        raise ImageTooLargeError(
+            f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
+            "(the server's --max-pixels)"
+        )
+
+
+def render(
+    seg: Segmenter,
+    data: bytes,
+    opts: SegmentOptions,
+    class_index: int | None,
+    started: float,
+    admitted: float,
+) -> Rendered:
+    """Decode, segment, draw and encode: everything CPU-bound, off the event loop."""
+    queue_ms = (time.perf_counter() - admitted) * 1e3
+    refuse_bombs(data, seg.max_pixels)
+    png: bytes | None = None
+    encode_ms = 0.0
+    if opts.output == "confidence":
+        assert class_index is not None
+        result, png, size = confidence_png(seg, data, class_index)
+    else:
+        t0 = time.perf_counter()
+        picture = load_image(data, max_pixels=seg.max_pixels).image  # decoded once, for both
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        result = seg.segment(picture)
+        result.timings.decode += decode_ms
+        size = result.size
+        t = time.perf_counter()
+        if opts.output == "overlay":
+            drawn = viz.overlay(picture, result, alpha=opts.alpha, legend=opts.legend)
+            del picture  # the photo's memory is free before the PNG is encoded
+            png = viz.png_bytes(drawn)
+        elif opts.output == "mask":
+            png = viz.png_bytes(viz.mask_image(result))
+        encode_ms = (time.perf_counter() - t) * 1e3
+    summary = result.summary()
+    summary.pop("source", None)
+    timings = summary.pop("timings_ms")
+    timings.update(queue=round(queue_ms, 3), encode=round(encode_ms, 3))
+    summary.update(
+        width=size[0],
+        height=size[1],
+        output=opts.output,
+        accurate=seg.accurate,
+        labels=list(result.labels),
+        timings_ms=timings,
+    )
+    if png is None or opts.embed:
+        if png is not None:
+            summary["image"] = base64.b64encode(png).decode("ascii")
+            summary["image_type"] = "image/png"
+        timings["server"] = round((time.perf_counter() - started) * 1e3, 3)
+        body = json.dumps(summary, separators=(",", ":")).encode()
+        return Rendered(body, "application/json", summary)
+    timings["server"] = round((time.perf_counter() - started) * 1e3, 3)
+    return Rendered(png, "image/png", summary)
+
+
+def server_timing(timings: dict[str, Any]) -> str:
+    keys = ("queue", "decode", "preprocess", "invoke", "postprocess", "encode", "server")
+    return ", ".join(f"{k};dur={timings[k]:.1f}" for k in keys if k in timings)
+
+
+def png_headers(summary: dict[str, Any]) -> dict[str, str]:
+    classes = {c["label"]: c["fraction"] for c in summary["classes"]}
+    return {
+        "X-Seglite-Model": exposure.header_safe(summary["model"]),
+        "X-Seglite-Size": f"{summary['width']}x{summary['height']}",
+        "X-Seglite-Classes": json.dumps(classes, separators=(",", ":"), ensure_ascii=True),
+        "Content-Disposition": f'inline; filename="{summary["output"]}.png"',
+    }
