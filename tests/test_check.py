@@ -48,7 +48,7 @@ def test_clean_folder_report(tmp_path):
 
 
 def test_weights_match_what_train_computes(tmp_path):
-    from seglite.train.loop import median_frequency_weights
+    from seglite.train.sampling import median_frequency_weights
 
     root = street_camvid(tmp_path, "train")
     r = check_dataset(root)

@@ -19,7 +19,7 @@ from test_data import make_camvid  # noqa: E402
 
 from seglite.errors import OptionError  # noqa: E402
 from seglite.train import TrainConfig, TrainingError, load_config, poly_lr, train  # noqa: E402
-from seglite.train.loop import BatchSchedule, median_frequency_weights  # noqa: E402
+from seglite.train.sampling import BatchSchedule, median_frequency_weights  # noqa: E402
 
 TINY = {
     "dataset_kind": "camvid",
@@ -167,7 +167,8 @@ def test_from_checkpoint_freeze_bn_and_accumulation(camvid, tmp_path):
 
 
 def test_freeze_encoder_bn_only(camvid, tmp_path):
-    from seglite.train.loop import _set_train_mode, build_model, frozen_bn_modules
+    from seglite.train.batchnorm import frozen_bn_modules, set_train_mode
+    from seglite.train.model_init import build_model
 
     cfg = tiny(
         camvid,
@@ -178,14 +179,15 @@ def test_freeze_encoder_bn_only(camvid, tmp_path):
     frozen = frozen_bn_modules(model, "encoder")
     decoder_bn = [m for m in model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert frozen and decoder_bn and not set(frozen) & set(decoder_bn)
-    _set_train_mode(model, "encoder")
+    set_train_mode(model, "encoder")
     assert not any(m.training for m in frozen) and all(m.training for m in decoder_bn)
     with pytest.raises(OptionError, match="freeze_bn"):
         cfg.replace(freeze_bn="decoder")
 
 
 def test_unfold_batchnorm_keeps_the_function(camvid, tmp_path):
-    from seglite.train.loop import build_model, frozen_bn_modules, unfold_batchnorm
+    from seglite.train.batchnorm import frozen_bn_modules, unfold_batchnorm
+    from seglite.train.model_init import build_model
 
     torch.manual_seed(0)
     model = build_model(tiny(camvid), 11, "camvid11").eval()

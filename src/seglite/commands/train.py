@@ -34,6 +34,15 @@ def _freeze_bn(text: str) -> bool | str:
     )
 
 
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _weights(text: str) -> list[float] | str:
     return text if text.endswith("median_frequency") else _floats(text)
 
@@ -41,7 +50,11 @@ def _weights(text: str) -> list[float] | str:
 # flag -> (config field, type, help); each overrides the config file.
 _OVERRIDES = {
     "--dataset": ("dataset", str, "dataset root folder"),
-    "--dataset-kind": ("dataset_kind", str, "auto (detect), voc, camvid, folder, coco, cityscapes, ade20k, oxford_pets"),
+    "--dataset-kind": (
+        "dataset_kind",
+        str,
+        "auto (detect), voc, camvid, folder, coco, cityscapes, ade20k, oxford_pets",
+    ),
     "--train-split": ("train_split", str, "split to train on"),
     "--val-split": ("val_split", str, "split to validate on ('' for none)"),
     "--init": ("init", str, "starter, scratch, or a .safetensors checkpoint"),
@@ -58,6 +71,13 @@ _OVERRIDES = {
         _weights,
         "comma-separated weights, median_frequency or sqrt_median_frequency",
     ),
+    "--loss": ("loss", str, "ce, or ohem (hard pixels only, for thin classes)"),
+    "--precision": (
+        "precision",
+        str,
+        "fp32, or bf16 (autocast; fast only where the CPU/GPU has bf16)",
+    ),
+    "--channels-last": ("channels_last", _bool, "true/false: NHWC memory format"),
     "--output-stride": ("output_stride", int, "training output stride (8/16/32)"),
     "--freeze-bn": (
         "freeze_bn",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from .config import TrainConfig, load_config
-from .loop import TrainingError, build_model, plot_curves, poly_lr, train
+from .log import plot_curves
+from .loop import TrainingError, train
+from .model_init import build_model
+from .optim import poly_lr
 
 __all__ = [
     "TrainConfig",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError
+from .step import check_numerics
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +51,9 @@ class TrainConfig:
     decoder: bool = True
     output_stride: int = 16
     model_options: dict[str, Any] | None = None  # scratch: more deeplab() keyword arguments
+    # init from a checkpoint with other classes: {new class: [source classes]} initializes
+    # those rows of the new classifier from the source rows (averaged) instead of at random
+    class_map: dict[str, list[str]] | None = None
     input_size: list[int] | None = None  # [h, w] stored for the runtime; default: val image size
     # optimization
     iterations: int = 1000  # optimizer steps
@@ -61,6 +65,11 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     class_weights: list[float] | str | None = None  # list, a CLASS_WEIGHTINGS name, or None
+    loss: str = "ce"  # ce | ohem (hard pixels only: see train/step.py)
+    ohem_threshold: float = 0.7  # ohem: keep pixels whose true-class probability is below
+    ohem_min_kept: int = 100_000  # ohem: and at least this many of the hardest per batch
+    precision: str = "fp32"  # fp32 | bf16 (autocast: bf16 convolutions, fp32 weights)
+    channels_last: bool = False  # NHWC memory format for model and batches
     # true: every batch norm keeps its statistics and affine parameters; "encoder": only the
     # backbone's and head's (imported models whose BN is folded into identity stay exact)
     # "image_pooling": only the ASPP image-pooling branch's (it normalizes one pooled
@@ -128,6 +137,14 @@ class TrainConfig:
             raise OptionError(
                 "batch_size 1 cannot train batch norm (the image-pooling branch sees one value "
                 "per channel): set freeze_bn = true, or batch_size >= 2 with accum_steps"
+            )
+        check_numerics(self.precision, self.loss, self.ohem_threshold, self.ohem_min_kept)
+        if self.class_map is not None and not (
+            isinstance(self.class_map, dict)
+            and all(isinstance(v, list) and v for v in self.class_map.values())
+        ):
+            raise OptionError(
+                "class_map must map class names to non-empty lists of source class names"
             )
         if isinstance(self.class_weights, str) and self.class_weights not in CLASS_WEIGHTINGS:
             raise OptionError(

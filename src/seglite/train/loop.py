@@ -14,7 +14,6 @@ nccl on CUDA). Rank 0 alone writes logs, checkpoints and evaluates.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -23,13 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..data import TrainTransform, open_dataset
+from ..data import open_dataset
 from ..data.check import require_clean
 from ..errors import OptionError, SegliteError
+from .batchnorm import frozen_bn_modules, set_train_mode, unfold_batchnorm
 from .collapse import CollapseGuard
 from .config import TrainConfig
+from .log import TrainLog
+from .model_init import build_model, label_arg
+from .optim import make_optimizer, poly_lr
+from .sampling import PROBE_EPOCH, BatchSchedule, TrainSet, make_transform, median_frequency_weights
 from .state import (
     atomic_write_json,
     load_optimizer,
@@ -38,267 +40,18 @@ from .state import (
     save_optimizer,
     truncate_log,
 )
+from .step import autocast, segmentation_loss, to_layout
 
 # Options a resumed run may change; everything else must match the run's config.json.
 RESUMABLE_CHANGES = {
     "iterations", "threads", "workers", "checkpoint_every_s", "checkpoint_every",
     "keep_checkpoints", "val_every", "val_limit", "val_output_stride", "log_every",
+    "precision", "channels_last",
 }  # fmt: skip
-
-
-PROBE_EPOCH = 2**31 - 1  # augmentation seed of the crops that unfold_bn measures on
 
 
 class TrainingError(SegliteError):
     """A run directory that cannot be started or resumed as asked."""
-
-
-# ---------------------------------------------------------------------------- data
-
-
-class _TrainSet:
-    """Maps (index, epoch, rank, position) keys to augmented tensors."""
-
-    def __init__(self, dataset, transform: TrainTransform, seed: int) -> None:
-        self.dataset, self.transform, self.seed = dataset, transform, seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        import torch
-
-        index, epoch, rank, pos = key
-        rng = np.random.default_rng([self.seed, epoch, rank, pos])
-        image, mask = self.dataset[index]
-        x, y = self.transform(image, mask, rng)
-        return torch.from_numpy(x), torch.from_numpy(y)
-
-
-class BatchSchedule:
-    """Micro-batches of keys for one rank, starting at micro-step ``start``.
-
-    Epoch e is ``DistributedSampler(shuffle, seed, drop_last)`` with ``set_epoch(e)``,
-    cut into ``batch_size`` chunks (the remainder is dropped).
-    """
-
-    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int, world: int, start: int):
-        from torch.utils.data import DistributedSampler
-
-        self.sampler = DistributedSampler(
-            range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
-        self.batch_size, self.rank, self.start = batch_size, rank, start
-        self.per_epoch = len(self.sampler) // batch_size
-        if self.per_epoch < 1:
-            raise OptionError(
-                f"{n} training images cannot fill one batch of {batch_size} on each of "
-                f"{world} process(es)"
-            )
-
-    def __len__(self) -> int:
-        return 1 << 40  # endless; the loop decides when to stop
-
-    def __iter__(self):
-        step = self.start
-        while True:
-            epoch, b = divmod(step, self.per_epoch)
-            self.sampler.set_epoch(epoch)
-            order = list(self.sampler)
-            for j in range(b, self.per_epoch):
-                lo = j * self.batch_size
-                yield [(order[p], epoch, self.rank, p) for p in range(lo, lo + self.batch_size)]
-            step = (epoch + 1) * self.per_epoch
-
-
-def median_frequency_weights(dataset) -> list[float]:
-    """SegNet's class balancing: median(freq) / freq(c), freq over images containing c."""
-    n = dataset.num_classes
-    pixels, present = np.zeros(n), np.zeros(n)
-    for i in range(len(dataset)):
-        m = dataset.read_mask(i)
-        counts = np.bincount(m.ravel(), minlength=max(n, int(m.max()) + 1))[:n]
-        pixels += counts
-        present += (counts > 0) * m.size
-    freq = np.where(present > 0, pixels / np.maximum(present, 1), 0)
-    med = float(np.median(freq[freq > 0]))
-    return [float(round(med / f, 4)) if f > 0 else 0.0 for f in freq]
-
-
-# ---------------------------------------------------------------------------- model
-
-
-def build_model(cfg: TrainConfig, num_classes: int, labels):
-    """The model to train, at ``cfg.output_stride``: imported starter weights, a
-    checkpoint (classifier replaced if the classes differ) or random weights."""
-    from ..models.deeplab import deeplab
-    from ..models.pretrained import starter_model
-    from ..models.registry import backbone_entry
-
-    init = cfg.init
-    if init == "starter" and not cfg.model_options:
-        return starter_model(
-            num_classes=num_classes, pretrained=True, decoder=cfg.decoder,
-            output_stride=cfg.output_stride, labels=labels,
-        )  # fmt: skip
-    if init == "starter":  # e.g. a lighter decoder: build it, then import what fits
-        return _starter_variant(cfg, num_classes, labels)
-    if init == "scratch":
-        kw: dict[str, Any] = dict(
-            version=cfg.version, backbone=cfg.backbone, num_classes=num_classes,
-            output_stride=cfg.output_stride, labels=labels,
-        )  # fmt: skip
-        if "depth_multiplier" in backbone_entry(kw["backbone"]).options:
-            kw["depth_multiplier"] = cfg.depth_multiplier
-        kw.update(cfg.model_options or {})
-        try:
-            return deeplab(**kw)
-        except TypeError as exc:
-            raise OptionError(f"model_options: {exc}") from None
-    from ..models.checkpoint import load_checkpoint
-
-    model = load_checkpoint(init)
-    if model.num_classes != num_classes or model.config.get("labels") != labels:
-        model.reset_classifier(num_classes, labels=labels)
-    return model.set_output_stride(cfg.output_stride)
-
-
-def _starter_variant(cfg: TrainConfig, num_classes: int, labels):
-    """The starter architecture with ``cfg.model_options`` (e.g. ``decoder_separable``,
-    ``decoder_channels``), its encoder initialized from the imported VOC weights."""
-    from ..models.deeplab import deeplab
-    from ..models.pretrained import starter_config, starter_model
-
-    try:
-        model = deeplab(
-            **starter_config(
-                version="v3+" if cfg.decoder else "v3", num_classes=num_classes,
-                output_stride=cfg.output_stride, labels=labels, **cfg.model_options,
-            )
-        )  # fmt: skip
-    except TypeError as exc:
-        raise OptionError(f"model_options: {exc}") from None
-    source = starter_model(pretrained=True).state_dict()
-    own = model.state_dict()
-    moved = {
-        k: v for k, v in source.items()
-        if not k.startswith("classifier.") and k in own and own[k].shape == v.shape
-    }  # fmt: skip
-    own.update(moved)
-    model.load_state_dict(own)
-    model.pretrained_from = f"starter ({len(moved)} tensors)"
-    return model
-
-
-def _transform(cfg: TrainConfig, train_set) -> TrainTransform:
-    return TrainTransform(
-        crop_size=tuple(cfg.crop_size), scale_range=tuple(cfg.scale_range),
-        ignore_index=train_set.ignore_index if train_set.ignore_index is not None else 255,
-        flip=cfg.flip, jitter=cfg.jitter,
-    )  # fmt: skip
-
-
-def _label_arg(dataset):
-    key = dataset.labels.key
-    from ..labels import LABEL_SETS
-
-    return key if key in LABEL_SETS else list(dataset.labels.names)
-
-
-def frozen_bn_modules(model, freeze_bn: bool | str) -> list:
-    """The batch-norm layers ``freeze_bn`` keeps fixed: all (True), the backbone's and
-    head's ("encoder"), or none.
-
-    "encoder" is what an imported TFLite model needs: its batch norms were folded into the
-    convolutions and imported as identities, so training them from batch statistics would
-    replace the pretrained function by a different one (and the image-pooling branch's
-    batch statistics over a handful of pooled vectors do not match its running averages)."""
-    import torch
-
-    bn = torch.nn.modules.batchnorm._BatchNorm
-    if not freeze_bn:
-        return []
-    if freeze_bn == "image_pooling":
-        return [m for n, m in model.head.named_modules() if "pooling" in n and isinstance(m, bn)]
-    roots = [model] if freeze_bn is True else [model.backbone, model.head]
-    return [m for r in roots for m in r.modules() if isinstance(m, bn)]
-
-
-def unfold_batchnorm(model, batches) -> int:
-    """Give the encoder's folded batch norms (running mean 0, variance 1: what a TFLite
-    import yields) the mean and variance of their inputs over ``batches``, with gamma and
-    beta rescaled so that the network computes exactly what it did. Returns how many.
-
-    Training then starts from the pretrained function with batch norms that normalize, as
-    in the original model, instead of batch statistics suddenly replacing identities."""
-    import torch
-
-    bns = [
-        m for r in (model.backbone, model.head) for m in r.modules()
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-        and torch.all(m.running_mean == 0) and torch.all(m.running_var == 1)
-    ]  # fmt: skip
-    sums: dict = {}
-
-    def hook(mod, inp, out):
-        x = inp[0].detach().transpose(0, 1).flatten(1).double()
-        n, s1, s2 = sums.get(mod, (0, 0.0, 0.0))
-        sums[mod] = (n + x.shape[1], s1 + x.sum(1), s2 + (x * x).sum(1))
-
-    handles = [m.register_forward_hook(hook) for m in bns]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for x in batches:
-                model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    with torch.no_grad():
-        for m, (n, s1, s2) in sums.items():
-            mean = (s1 / n).float()
-            var = (s2 / n - (s1 / n) ** 2).clamp_min(0).float()
-            scale = m.weight / torch.sqrt(m.running_var + m.eps)
-            shift = m.bias - m.running_mean * scale
-            m.weight.copy_(scale * torch.sqrt(var + m.eps))
-            m.bias.copy_(shift + mean * scale)
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-    return len(sums)
-
-
-def _set_train_mode(model, freeze_bn: bool | str) -> None:
-    model.train()
-    for m in frozen_bn_modules(model, freeze_bn):
-        m.eval()
-
-
-def _make_optimizer(model, cfg: TrainConfig):
-    """SGD with momentum; weight decay on conv/linear weights only (not BN, not biases),
-    as the DeepLab reference applies its L2 regularizer."""
-    import torch
-
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return torch.optim.SGD(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-    )
-
-
-def poly_lr(cfg: TrainConfig, it: int) -> float:
-    """Learning rate for optimizer step ``it`` (0-based): linear warmup, then poly decay."""
-    if cfg.warmup_iterations and it < cfg.warmup_iterations:
-        return cfg.lr * (it + 1) / cfg.warmup_iterations
-    return cfg.lr * max(0.0, 1.0 - it / cfg.iterations) ** cfg.lr_power
 
 
 # ---------------------------------------------------------------------------- run dir
@@ -323,64 +76,6 @@ def _prepare_config(cfg: TrainConfig, out: Path, resume: bool, overrides: dict) 
             f"{', '.join(bad)} (allowed to change: {', '.join(sorted(RESUMABLE_CHANGES))})"
         )
     return old.replace(**changes)
-
-
-class _Log:
-    """JSONL records (one per line, flushed) and the PNG of the curves, rank 0 only."""
-
-    def __init__(self, out: Path, enabled: bool) -> None:
-        self.path, self.enabled = out / "log.jsonl", enabled
-        self.out = out
-
-    def write(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def plot(self) -> None:
-        if self.enabled:
-            try:
-                plot_curves(self.path, self.out / "curves.png")
-            except ImportError:
-                pass
-
-
-def plot_curves(log_path: Path, png: Path) -> Path:
-    """Loss (and learning rate) and validation mIoU against iterations, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recs = [json.loads(ln) for ln in Path(log_path).read_text().splitlines() if ln.strip()]
-    tr = [r for r in recs if "loss" in r]
-    va = [r for r in recs if "val_miou" in r]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    if tr:
-        a1.plot([r["iter"] for r in tr], [r["loss"] for r in tr], lw=0.8, label="train loss")
-        a1.set_yscale("log")
-    a1.set_xlabel("iteration")
-    a1.set_ylabel("cross-entropy")
-    a1.grid(alpha=0.3)
-    a1.legend(loc="upper right")
-    for os_ in sorted({r.get("output_stride", 16) for r in va}):
-        pts = [r for r in va if r.get("output_stride", 16) == os_]
-        a2.plot(
-            [r["iter"] for r in pts], [r["val_miou"] for r in pts], "o-", label=f"val mIoU OS {os_}"
-        )
-    a2.set_xlabel("iteration")
-    a2.set_ylabel("mIoU (%)")
-    a2.grid(alpha=0.3)
-    if va:
-        a2.legend(loc="lower right")
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, png)
-    return png
 
 
 # ---------------------------------------------------------------------------- train
@@ -408,7 +103,6 @@ def train(
     """
     import torch
     import torch.distributed as dist
-    import torch.nn.functional as F
 
     out = Path(out)
     cfg = _prepare_config(cfg, out, resume, overrides or {})
@@ -436,11 +130,12 @@ def train(
         input_size = [int(h), int(w)]
 
     torch.manual_seed(cfg.seed)  # new layers' initialization, the same in every process
-    model = build_model(cfg, train_set.num_classes, _label_arg(train_set)).to(device)
+    model = build_model(cfg, train_set.num_classes, label_arg(train_set)).to(device)
+    model = to_layout(model, cfg.channels_last)
     for m in frozen_bn_modules(model, cfg.freeze_bn):
         for p in m.parameters():
             p.requires_grad_(False)
-    optimizer = _make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg)
     names = {p: n for n, p in model.named_parameters()}
     resuming = resume and (out / "state.json").is_file()
 
@@ -459,12 +154,12 @@ def train(
     if weight is not None:
         weight = weight.to(device)
 
-    log = _Log(out, main)
+    log = TrainLog(out, main)
     start, state = 0, {}
     if cfg.unfold_bn and not resuming:
         # statistics from crops of a pseudo-epoch the run never reaches, so its own batch
         # stream is untouched; DDP then broadcasts rank 0's result
-        probe = _TrainSet(train_set, _transform(cfg, train_set), cfg.seed)
+        probe = TrainSet(train_set, make_transform(cfg, train_set), cfg.seed)
         n = min(len(train_set), 32)
         keys = [(i, PROBE_EPOCH, rank, i) for i in range(n)]
         batches = [
@@ -491,13 +186,13 @@ def train(
 
         ddp = DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
 
-    transform = _transform(cfg, train_set)
+    transform = make_transform(cfg, train_set)
     schedule = BatchSchedule(
         len(train_set), cfg.batch_size, seed=cfg.seed, rank=rank, world=world,
         start=start * cfg.accum_steps,
     )  # fmt: skip
     loader = torch.utils.data.DataLoader(
-        _TrainSet(train_set, transform, cfg.seed), batch_sampler=schedule,
+        TrainSet(train_set, transform, cfg.seed), batch_sampler=schedule,
         num_workers=cfg.workers, persistent_workers=False,
     )  # fmt: skip
 
@@ -570,7 +265,7 @@ def train(
                 bar.set_postfix_str(warning.split(";")[0], refresh=False)
         val_history.append(rec)
         log.plot()
-        _set_train_mode(model, cfg.freeze_bn)
+        set_train_mode(model, cfg.freeze_bn)
         return {**summary, **rec}
 
     bar = None
@@ -582,7 +277,7 @@ def train(
             mininterval=1.0 if sys.stderr.isatty() else 60.0, desc="train",
         )  # fmt: skip
 
-    _set_train_mode(model, cfg.freeze_bn)
+    set_train_mode(model, cfg.freeze_bn)
     batches = iter(loader)
     it = start
     loss_sum, loss_n, t_log = 0.0, 0, time.monotonic()
@@ -600,11 +295,11 @@ def train(
                 sync = micro == cfg.accum_steps - 1 or not distributed
                 ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
                 with ctx:
-                    logits = ddp(x)
-                    if (y != ignore).any():
-                        loss = F.cross_entropy(logits, y, weight=weight, ignore_index=ignore)
-                    else:  # an all-ignore crop: no signal, but keep DDP's graph complete
-                        loss = logits.sum() * 0.0
+                    with autocast(cfg.precision, device):
+                        logits = ddp(to_layout(x, cfg.channels_last))
+                    loss = segmentation_loss(logits, y, weight=weight, ignore_index=ignore,
+                                             loss=cfg.loss, ohem_threshold=cfg.ohem_threshold,
+                                             ohem_min_kept=cfg.ohem_min_kept)  # fmt: skip
                     (loss / cfg.accum_steps).backward()
                 loss_sum += float(loss.detach())
                 loss_n += 1
@@ -658,7 +353,7 @@ def train(
     return result
 
 
-def finish(model, cfg, out: Path, val_set, it: int, input_size, val_history, log: _Log) -> dict:
+def finish(model, cfg, out: Path, val_set, it: int, input_size, val_history, log: TrainLog) -> dict:
     """Full validation at OS 16 and OS 8, ``final.safetensors`` and ``results.json``."""
     from ..eval.native import evaluate_torch
     from ..models.checkpoint import save_checkpoint
