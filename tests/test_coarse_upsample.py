@@ -8,10 +8,9 @@ from conftest import EXAMPLES, MODEL_DIR, PETS_VOC, model_file
 from PIL import Image
 
 from seglite import Segmenter
-from seglite.coarse_upsample import upsample_category_coarse
+from seglite.postprocess import upsample_category, upsample_category_coarse
 from seglite.runtime.final_resize import cut_final_resize
 from seglite.tflite_file import unpack_model
-from seglite.upsample import upsample_category
 
 
 def align_corners_upsample(coarse: np.ndarray, factor: tuple[int, int]) -> np.ndarray:

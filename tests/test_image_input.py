@@ -8,8 +8,8 @@ from ai_edge_litert.interpreter import Interpreter
 from conftest import EXAMPLES, model_file
 from PIL import Image
 
-from seglite.bilinear import squash
 from seglite.image import model_pixels
+from seglite.postprocess.bilinear import squash
 from seglite.runtime import fit_pixels, normalize_into, open_backend
 
 SIZES = [(301, 187), (257, 257), (40, 700), (1, 1), (900, 640)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seglite.upsample import upsample_bilinear, upsample_category, upsample_ids
+from seglite.postprocess import upsample_bilinear, upsample_category, upsample_ids
 
 
 def smooth_scores(h, w, c, seed=0):
@@ -38,21 +38,21 @@ def test_matches_naive_full_computation(low, out):
 def test_candidate_classes_change_no_pixel(monkeypatch, low, classes, out):
     """Cutting each cell to the classes that can win there is bit for bit the same as
     interpolating every class (the per-pixel path), ties included."""
-    import seglite.upsample as up
+    import seglite.postprocess.category as category
 
     scores = smooth_scores(*low, classes, seed=4)
     scores[10:20, 10:20, :3] = 2.0  # exact ties between classes
-    assert up._cells_pay_off(*_boundary_counts(scores, out), classes)
+    assert category.cells_pay_off(*_boundary_counts(scores, out), classes)
     fast = upsample_category(scores, out)
-    monkeypatch.setattr(up, "_cells_pay_off", lambda *args: False)
+    monkeypatch.setattr(category, "cells_pay_off", lambda *args: False)
     assert np.array_equal(fast, upsample_category(scores, out))
 
 
 def _boundary_counts(scores, out):
-    import seglite.upsample as up
+    from seglite.postprocess.boundary import boundary_pixels, uniform_cells
 
     low = scores.argmax(-1)
-    ys, _, ci, _, _ = up._boundary_pixels(up._uniform_cells(low), out[1], out[0])
+    ys, _, ci, _, _ = boundary_pixels(uniform_cells(low), out[1], out[0])
     return ys.size, ci.size
 
 
@@ -79,7 +79,7 @@ def test_ids_nearest():
 
 @pytest.mark.parametrize("shape", [(257, 257, 21), (513, 513, 151), (7, 300, 2), (4, 4, 300)])
 def test_argmax_kernel_equals_numpy(shape):
-    from seglite.upsample import ArgmaxKernel, argmax_scores
+    from seglite.postprocess import ArgmaxKernel, argmax_scores
 
     kernel = ArgmaxKernel()
     scores = np.random.default_rng(3).normal(size=shape).astype(np.float32)

@@ -14,20 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .coarse_upsample import upsample_category_coarse
 from .errors import ModelError, OptionError
 from .image import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, model_pixels
 from .labels import LabelSet, default_label_set, label_set_from_names, read_label_file
+from .postprocess import ArgmaxKernel, to_masks
 from .result import SegmentationResult, Timings
 from .runtime import Backend, open_backend
-from .upsample import (
-    ArgmaxKernel,
-    argmax_scores,
-    softmax,
-    upsample_bilinear,
-    upsample_category,
-    upsample_ids,
-)
 
 ACCURATE_SCALES = (1.5, 2.0)
 ACCURATE_FLIP = True
@@ -171,11 +163,14 @@ class Segmenter:
             def masks(scores: np.ndarray, ids: np.ndarray):
                 t3 = time.perf_counter()
                 t.invoke = (t3 - t2) * 1e3
-                if factor:
-                    out = upsample_category_coarse(scores[0], ids[0], factor, loaded.size), None
-                else:
-                    low = ids[0].astype(np.uint8 if scores.shape[-1] <= 256 else np.uint16)
-                    out = self._masks(scores[0], loaded.size, low)
+                out = to_masks(
+                    scores[0],
+                    loaded.size,
+                    category=self.output_category_mask,
+                    confidence=self.output_confidence_masks,
+                    ids=ids[0],
+                    coarse_factor=factor,
+                )
                 t.postprocess += (time.perf_counter() - t3) * 1e3
                 return out
 
@@ -194,35 +189,20 @@ class Segmenter:
         ``probabilities`` says ``out`` is already softmax-ed (the fused accurate-mode map).
         """
         t3 = time.perf_counter()
+        if out.ndim == 3 and self.output_category_mask and self._argmax is None:
+            self._argmax = ArgmaxKernel()
+        category, confidence = to_masks(
+            out,
+            loaded.size,
+            category=self.output_category_mask,
+            confidence=self.output_confidence_masks,
+            probabilities=probabilities,
+            kernel=self._argmax,
+        )
         if out.ndim == 2:
-            category = upsample_ids(out, loaded.size)
             self._check_ids(category)
-            confidence = None
-        else:
-            low = None
-            if self.output_category_mask:
-                if self._argmax is None:
-                    self._argmax = ArgmaxKernel()
-                low = argmax_scores(out, self._argmax)
-            category, confidence = self._masks(out, loaded.size, low, probabilities)
         t.postprocess += (time.perf_counter() - t3) * 1e3
         return self._result(loaded, category, confidence, t)
-
-    def _masks(
-        self,
-        scores: np.ndarray,
-        size: tuple[int, int],
-        low: np.ndarray | None,
-        probabilities: bool = False,
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Category and confidence masks at ``size`` from (h, w, C) scores and their argmax."""
-        category = confidence = None
-        if self.output_category_mask:
-            category = upsample_category(scores, size, low)
-        if self.output_confidence_masks:
-            probs = scores if probabilities else softmax(scores.astype(np.float32), axis=-1)
-            confidence = upsample_bilinear(np.ascontiguousarray(probs.transpose(2, 0, 1)), size)
-        return category, confidence
 
     def _result(
         self,

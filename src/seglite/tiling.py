@@ -23,11 +23,11 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from .bilinear import resize_hwc
 from .image import LoadedImage, model_pixels, resize, to_array
+from .postprocess import softmax, upsample_ids
+from .postprocess.bilinear import resize_hwc
 from .result import Timings
 from .runtime import Backend
-from .upsample import upsample_ids
 
 PAD_VALUE = 127  # mid-grey: where the resized photo is smaller than a tile
 OVERLAP = 1 / 3  # tiles advance by 2/3 of their size
@@ -56,13 +56,6 @@ def scaled_size(size: tuple[int, int], model_hw: tuple[int, int], scale: float) 
     target = scale * max(model_hw)
     f = target / max(w, h)
     return max(1, round(w * f)), max(1, round(h * f))
-
-
-def _softmax_inplace(scores: np.ndarray) -> np.ndarray:
-    scores -= scores.max(axis=-1, keepdims=True)
-    np.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
-    return scores
 
 
 class _Fuser:
@@ -94,7 +87,7 @@ class _Fuser:
             rows, cols = np.indices((th, tw), sparse=True)
             target[rows, cols, ids] += 1.0  # each pixel once: no repeated index
         else:
-            probs = _softmax_inplace(out.astype(np.float32))
+            probs = softmax(out.astype(np.float32), inplace=True)
             if probs.shape[:2] != (th, tw):
                 probs = resize_hwc(probs, (tw, th))
             target += probs

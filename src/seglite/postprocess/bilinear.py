@@ -2,9 +2,11 @@
 
 It is what TFLite's RESIZE_BILINEAR (half_pixel_centers), XNNPACK, OpenCV, Pillow's
 upscaling and PyTorch's ``interpolate(align_corners=False)`` compute. The model-input
-squash inside the graph (runtime/image_input.py), its numpy twin for other runtimes,
-the score upsampling (upsample.py) and the accurate mode's score maps (tiling.py) all
-sample with these tables, so every path puts a pixel at the same place.
+squash inside the graph (runtime/image_input.py), its numpy twin for other runtimes
+(:func:`squash`), the score upsampling (category.py, probabilities.py) and the accurate
+mode's score maps (tiling.py) all sample with these tables, so every path puts a pixel at
+the same place. The align-corners tables are those of the DeepLab models' own last op,
+which the LiteRT backend may cut from the graph (coarse.py works through it).
 """
 
 from __future__ import annotations

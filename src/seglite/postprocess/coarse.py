@@ -2,12 +2,12 @@
 
 A model whose last op was a whole-factor align-corners upsampling (runtime/final_resize.py
 cuts it) hands over coarse scores, e.g. 33x33 for the starter, and the mask must be what
-the full chain gives: argmax of the half-pixel bilinear upsampling (upsample.py) of the
+the full chain gives: argmax of the half-pixel bilinear upsampling (category.py) of the
 align-corners bilinear upsampling (the cut op) of those scores. Both steps only ever
-average, so the reasoning of upsample.py applies at each level:
+average, so the reasoning of boundary.py applies at each level:
 
 1. coarse cells whose four corners share their argmax hold that class everywhere;
-2. in the other cells, only the classes that can win there (upsample._candidates) are
+2. in the other cells, only the classes that can win there (boundary.candidates) are
    interpolated, at the cut op's grid points: this rebuilds its argmax map, and its
    scores for the few candidate classes;
 3. output pixels are then interpolated only in the grid cells where that argmax changes,
@@ -19,19 +19,11 @@ classes tie to within rounding may resolve either way (as between two runtimes).
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
-from .bilinear import axis
-from .upsample import _boundary_pixels, _candidate_corners, _lerp, _nonzero2d, _uniform_cells
-
-
-@lru_cache(maxsize=32)
-def _cells(n_coarse: int, factor: int) -> np.ndarray:
-    """Coarse cell of each fine index under align-corners upsampling by ``factor``."""
-    n_fine = (n_coarse - 1) * factor + 1
-    return np.minimum(np.arange(n_fine) // factor, n_coarse - 2)
+from .bilinear import align_corners_axis, axis
+from .boundary import boundary_pixels, candidate_corners, lerp, nonzero2d, uniform_cells
+from .ids import as_ids
 
 
 def upsample_category_coarse(
@@ -43,20 +35,21 @@ def upsample_category_coarse(
     fy, fx = factor
     hf, wf = (hc - 1) * fy + 1, (wc - 1) * fx + 1
     out_w, out_h = size
-    low = low.astype(np.uint8 if coarse.shape[2] <= 256 else np.uint16, copy=False)
-    cy, cx = _cells(hc, fy), _cells(wc, fx)
+    low = as_ids(low, coarse.shape[2])
+    # The coarse cell of each fine index: the cut op's own source table.
+    cy, cx = align_corners_axis(hc, fy)[0], align_corners_axis(wc, fx)[0]
 
     # 1. The fine argmax map: each fine pixel takes its coarse cell's class where the cell
     #    is uniform; the others are overwritten in step 2.
-    uniform = _uniform_cells(low)[:-1, :-1]
+    uniform = uniform_cells(low)[:-1, :-1]
     fine = low[:-1, :-1].take(cx, axis=1).take(cy, axis=0)
-    ci, cj = _nonzero2d(~uniform)
+    ci, cj = nonzero2d(~uniform)
     if ci.size:
         # 2. Non-uniform cells: their (fy+1) x (fx+1) grid points, candidate classes only.
         rows = np.stack([ci, ci, ci + 1, ci + 1], axis=1)
         cols = np.stack([cj, cj + 1, cj, cj + 1], axis=1)
         corners = coarse[rows, cols].astype(np.float32)  # (n, 4, C)
-        classes, corners = _candidate_corners(corners, low[rows, cols].astype(np.intp))
+        classes, corners = candidate_corners(corners, low[rows, cols].astype(np.intp))
         ty = (np.arange(fy + 1, dtype=np.float32) / fy)[None, :, None, None]
         tx = (np.arange(fx + 1, dtype=np.float32) / fx)[None, :, None]
         top = corners[:, 0, None] + (corners[:, 1] - corners[:, 0])[:, None] * tx
@@ -78,7 +71,7 @@ def upsample_category_coarse(
         return mask
     # 3. Output pixels in fine cells whose argmax changes: interpolate the candidate scores
     #    of the coarse cell that holds the fine cell.
-    ys, xs, fi, fj, cell = _boundary_pixels(_uniform_cells(fine), out_h, out_w)
+    ys, xs, fi, fj, cell = boundary_pixels(uniform_cells(fine), out_h, out_w)
     block = np.full((hc - 1, wc - 1), -1, dtype=np.intp)
     block[ci, cj] = np.arange(ci.size)
     owner = block[cy[fi], cx[fj]]
@@ -97,7 +90,7 @@ def upsample_category_coarse(
     tl, tr = grid.take(row + dy * (fx + 1) + dx, 0), grid.take(row + dy * (fx + 1) + dx1, 0)
     bl, br = grid.take(row + dy1 * (fx + 1) + dx, 0), grid.take(row + dy1 * (fx + 1) + dx1, 0)
     tx, ty = wx[xs][:, None], wy[ys][:, None]
-    best = _lerp(tl.take(cell, 0), (tr - tl).take(cell, 0), bl.take(cell, 0),
+    best = lerp(tl.take(cell, 0), (tr - tl).take(cell, 0), bl.take(cell, 0),
                  (br - bl).take(cell, 0), tx, ty)  # fmt: skip
     mask[ys, xs] = classes[o[cell], best]
     return mask

@@ -1,7 +1,7 @@
 """One Backend protocol for every runtime; the Segmenter never knows which one it drives.
 
 A backend takes uint8 RGB pixels (NHWC) of any size, squashes them to the model's
-input size (bilinear.py's convention; image.model_pixels has already box-reduced big
+input size (postprocess/bilinear.py's convention; image.model_pixels has already box-reduced big
 photos) and returns either float class scores (NHWC) or class ids (NHW). The squash,
 normalization and quantization are the backend's business, read from the model file.
 What it read is its ``info`` (info.ModelInfo, the same shape for every runtime); the
@@ -149,7 +149,7 @@ def fit_pixels(pixels: np.ndarray, size: tuple[int, int], raw: bool) -> np.ndarr
     float32 for models that normalize, rounded uint8 for ``raw`` (quantized) inputs."""
     if pixels.shape[1:3] == tuple(size):
         return pixels
-    from ..bilinear import squash
+    from ..postprocess.bilinear import squash
 
     out = squash(pixels, size)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8) if raw else out

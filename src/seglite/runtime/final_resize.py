@@ -5,7 +5,7 @@ logits to their input size: 33x33 -> 257x257 for the starter, 129 -> 513 for ADE
 an exact 8x or 4x. That op writes scores for every pixel of the larger grid (5.5 MB
 for the starter, 159 MB for ADE20K) only for the category mask to need them at class
 boundaries, and the argmax over all of them costs as much again. Cut from the graph,
-the coarse scores come out instead, and coarse_upsample.py computes the cut op's values
+the coarse scores come out instead, and postprocess/coarse.py computes the cut op's values
 lazily, only where a class can change and only for the classes that can win there.
 """
 

@@ -4,7 +4,7 @@ Bringing a decoded photo to the model's input in Python takes a resize and a
 normalization pass on one core (about 0.9 ms for the 257x257 starter model, a tenth
 of its invoke); as the graph's first ops they run in XNNPACK on every interpreter
 thread in about 0.1 ms. The squash is RESIZE_BILINEAR with half-pixel centres, the
-convention of bilinear.py, whose numpy ``squash`` does the same for runtimes without
+convention of postprocess/bilinear.py, whose numpy ``squash`` does the same for runtimes without
 it. Like the TFLite Task Library and MediaPipe it does not antialias: the caller first
 box-reduces big images to within 2x of the model's size (image.model_pixels; JPEGs
 are already reduced in the decoder), so every pixel still counts.

@@ -12,8 +12,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..bilinear import upsample_align_corners
 from ..errors import ModelError
+from ..postprocess.bilinear import upsample_align_corners
 from . import fit_pixels, normalize_into, read_model_file
 from .info import DEFAULT_MEAN, DEFAULT_STD, UNIT_MEAN, UNIT_STD, Described, ModelInfo, ReducedRun
 
