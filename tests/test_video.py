@@ -125,3 +125,43 @@ def test_missing_extra_names_the_pip_extra(monkeypatch, clip, capsys):
     monkeypatch.setitem(sys.modules, "av", None)
     assert main(["segment", str(clip)]) != 0
     assert "pip install 'seglite[video]'" in capsys.readouterr().err
+
+
+def _flicker(masks_dir: Path, n: int) -> float:
+    from conftest import pan_offset
+
+    masks = [np.asarray(Image.open(p)) for p in sorted(masks_dir.glob("frame_*.png"))[:n]]
+    changed = []
+    for i in range(1, len(masks)):
+        dx = pan_offset(i, 100, (480, 360))[0] - pan_offset(i - 1, 100, (480, 360))[0]
+        a, b = masks[i - 1], masks[i]
+        changed.append((a[:, dx:] != b[:, : b.shape[1] - dx]).mean())
+    return float(np.mean(changed))
+
+
+@pytest.mark.timeout(300)
+def test_masks_are_smoothed_by_default_and_smooth_0_turns_it_off(clip, tmp_path):
+    for name, extra in (("on", []), ("off", ["--smooth", "0"])):
+        proc = cli(str(clip), "--out", str(tmp_path / f"{name}.mp4"), "--masks-dir",
+                   str(tmp_path / name), "--max-frames", "20", "--threads", "2", *extra)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    on, off = _flicker(tmp_path / "on", 20), _flicker(tmp_path / "off", 20)
+    assert on < 0.75 * off, (on, off)
+
+
+@pytest.mark.timeout(300)
+def test_background_effect_video_and_what_video_cannot_hold(clip, tmp_path):
+    proc = cli(str(clip), "--effect", "color:#00ff00", "--out", str(tmp_path), "--max-frames",
+               "8", "--threads", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    frames, (n, w, h, _) = decode(tmp_path / "camvid.color.mp4")
+    assert n == 8 and (w, h) == (480, 360)
+    green = (np.abs(frames[4].astype(int) - (0, 255, 0)).sum(-1) < 60).mean()
+    assert 0.3 < green < 0.995  # the street's background replaced, its cars and people kept
+    for args, message in (
+        (["--effect", "cutout"], "RGBA"),
+        (["--smooth", "1.5"], "--smooth must be between"),
+    ):
+        proc = cli(str(clip), *args, "--out", str(tmp_path / "x.mp4"))
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

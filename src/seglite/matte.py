@@ -106,14 +106,43 @@ def alpha_matte(
         raise OptionError(f"grid must be at least 16 px, got {grid}")
     ids = subject_classes(result, classes)
     w, h = result.size
-    scale = max(1.0, max(w, h) / grid)
-    gw, gh = max(1, round(w / scale)), max(1, round(h / scale))
     soft = result.confidence_masks is not None
-    p = _subject_probability(result, ids, (gw, gh))
+    p = _subject_probability(result, ids, grid_size((w, h), grid))
+    return matte_from_probability(
+        p, (w, h), image, soft=soft, feather=feather, threshold=threshold, refine=refine,
+        radius=radius, eps=eps, grid=grid,
+    )  # fmt: skip
+
+
+def grid_size(size: tuple[int, int], grid: int = DEFAULT_GRID) -> tuple[int, int]:
+    """(width, height) of the reduced grid for an image of ``size``."""
+    w, h = size
+    scale = max(1.0, max(w, h) / grid)
+    return max(1, round(w / scale)), max(1, round(h / scale))
+
+
+def matte_from_probability(
+    p: np.ndarray,
+    size: tuple[int, int],
+    image=None,
+    *,
+    soft: bool = True,
+    feather: float | None = None,
+    threshold: float = 0.5,
+    refine: bool = True,
+    radius: float | None = None,
+    eps: float = DEFAULT_EPS,
+    grid: int = DEFAULT_GRID,
+) -> np.ndarray:
+    """The matte at ``size`` from a subject probability ``p`` (h, w) at any resolution (e.g.
+    video's smoothed one); ``soft`` False means ``p`` is a 0/1 mask. As :func:`alpha_matte`."""
+    w, h = size
+    gw, gh = grid_size(size, grid)
+    scale = w / gw
+    if p.shape != (gh, gw):
+        p = np.clip(_resize(p, (gw, gh), Image.Resampling.BILINEAR), 0.0, 1.0)
     if soft:
         p = _ramp(p, threshold)
-    elif threshold != 0.5:
-        pass  # a 0/1 category mask has no probabilities to threshold
     if feather is None:
         feather = 0.0 if soft else max(1.0, 0.004 * float(np.hypot(w, h)))
     if feather > 0:
@@ -142,9 +171,17 @@ def _subject_probability(
     """The subject's probability on the reduced grid (area-averaged from full size)."""
     if result.confidence_masks is not None:
         conf = result.confidence_masks
-        p = conf[ids[0]].astype(np.float32, copy=True)
-        for i in ids[1:]:
+        rest = [i for i in range(conf.shape[0]) if i not in ids]
+        use = rest if len(rest) < len(ids) else ids  # probabilities sum to 1: add the fewer
+        p = (
+            conf[use[0]].astype(np.float32, copy=True)
+            if use
+            else np.zeros(conf.shape[1:], np.float32)
+        )
+        for i in use[1:]:
             p += conf[i]
+        if use is rest:
+            p = 1.0 - p
     elif result.category_mask is not None:
         p = np.isin(result.category_mask, np.asarray(ids)).astype(np.float32)
     else:

@@ -9,6 +9,10 @@ Two ways in:
   URL, or anything FFmpeg opens. Frames that arrive while the model is busy are dropped
   (the newest frame is always the one segmented), and the frame rate is reported live.
 
+Masks are smoothed over time (:mod:`seglite.smoothing`, ``smooth``: on by default, 0 = off)
+so they do not flicker; ``effect`` (:mod:`seglite.effects`: blur, color:, image:) makes the
+video of the effect instead of the overlay.
+
 Decoding runs on a helper thread, so it overlaps inference. PyAV is the ``video`` extra.
 """
 
@@ -28,10 +32,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import SegliteError, require
+from .errors import OptionError, SegliteError, require
 from .files import write_atomic
+from .smoothing import DEFAULT_SMOOTH, TemporalSmoother
 
 if TYPE_CHECKING:
+    from .effects import EffectOutput
     from .segmenter import Segmenter
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv"}
@@ -245,8 +251,11 @@ def _segment_frames(
     max_frames: int | None,
     on_frame: Callable[[VideoStats], None],
     live: bool = False,
+    smooth: float = DEFAULT_SMOOTH,
+    effect: EffectOutput | None = None,
 ) -> _Writer | None:
-    """Segment, overlay and encode each frame; returns the still-open writer.
+    """Segment, smooth, overlay (or apply the effect) and encode each frame; returns the
+    still-open writer.
 
     Ctrl-C ends a live run with what it has; it discards a file's unfinished output.
     """
@@ -254,6 +263,7 @@ def _segment_frames(
 
     from . import viz
 
+    smoother = TemporalSmoother(smooth)
     writer: _Writer | None = None
     first_pts: int | None = None
     t0 = time.perf_counter()
@@ -262,7 +272,13 @@ def _segment_frames(
             if max_frames is not None and stats.frames >= max_frames:
                 break
             result = seg.segment(rgb)
-            picture = viz.overlay(Image.fromarray(rgb), result, alpha=alpha, legend=False)
+            raw = result
+            if smoother.enabled:
+                result = smoother(result, rgb)
+            if effect is not None:
+                picture = frame_effect(effect, rgb, raw, smoother)
+            else:
+                picture = viz.overlay(Image.fromarray(rgb), result, alpha=alpha, legend=False)
             stats.height, stats.width = rgb.shape[:2]
             if out is not None:
                 if writer is None:
@@ -291,6 +307,28 @@ def _segment_frames(
     return writer
 
 
+def check_video_effect(effect: EffectOutput | None) -> None:
+    if effect is not None and effect.effect.rgba:
+        raise OptionError(
+            "--effect cutout makes RGBA pictures, which video files do not hold: use blur, "
+            "color:#RRGGBB or image:FILE for video (or --masks-dir for per-frame masks)"
+        )
+
+
+def frame_effect(effect: EffectOutput, rgb: np.ndarray, result, smoother: TemporalSmoother):
+    """The effect on one frame, its matte from the smoothed probabilities when smoothing."""
+    from .effects import apply
+    from .matte import matte_from_probability, subject_classes
+
+    if not smoother.enabled or smoother.state is None:
+        return effect.render(rgb, result)
+    ids = subject_classes(result, effect.classes)
+    p = smoother.probability(ids)
+    soft = result.confidence_masks is not None
+    alpha = matte_from_probability(p, result.size, rgb, soft=soft, feather=effect.feather)
+    return apply(rgb, alpha, effect.effect)
+
+
 def _rate(stream) -> Fraction:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return Fraction(rate) if rate else Fraction(30)
@@ -305,11 +343,16 @@ def segment_video(
     masks_dir: str | os.PathLike | None = None,
     max_frames: int | None = None,
     progress: bool = False,
+    smooth: float = DEFAULT_SMOOTH,
+    effect: EffectOutput | None = None,
 ) -> VideoStats:
     """Write the overlay video of ``src`` to ``out`` (same size, timestamps and frame rate).
 
     ``masks_dir`` also gets one palette PNG mask per frame (frame_000000.png, ...).
+    ``smooth`` is the temporal smoothing strength (0 = off); ``effect`` writes the video of
+    the effect (blur, color:, image:) instead of the overlay.
     """
+    check_video_effect(effect)
     from tqdm import tqdm
 
     name = str(src)
@@ -332,6 +375,8 @@ def segment_video(
                     masks_dir=Path(masks_dir) if masks_dir else None,
                     max_frames=max_frames,
                     on_frame=lambda s: bar.update(1),
+                    smooth=smooth,
+                    effect=effect,
                 )
         finally:
             frames.close()
@@ -378,8 +423,14 @@ def run_stream(
     alpha: float = 0.55,
     max_frames: int | None = None,
     report: Callable[[VideoStats], None] | None = None,
+    smooth: float = DEFAULT_SMOOTH,
+    effect: EffectOutput | None = None,
 ) -> VideoStats:
-    """Segment a live source until it ends, ``max_frames`` or Ctrl-C; the output is kept."""
+    """Segment a live source until it ends, ``max_frames`` or Ctrl-C; the output is kept.
+
+    ``smooth`` and ``effect`` as for :func:`segment_video`.
+    """
+    check_video_effect(effect)
     container = open_stream_source(source)
     try:
         stream = container.streams.video[0]
@@ -398,6 +449,8 @@ def run_stream(
                 max_frames=max_frames,
                 on_frame=report or (lambda s: None),
                 live=True,
+                smooth=smooth,
+                effect=effect,
             )
         finally:
             frames.close()

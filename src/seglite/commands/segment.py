@@ -101,6 +101,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--stream", metavar="SOURCE", help="live source: camera number, URL, device")
     g.add_argument("--masks-dir", metavar="DIR", help="also write one mask PNG per frame")
     g.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    g.add_argument(
+        "--smooth",
+        type=float,
+        default=None,
+        metavar="S",
+        help="temporal smoothing of the masks, 0 (off) to 0.95 (default 0.8, on for video)",
+    )
     return p
 
 
@@ -371,12 +378,28 @@ class _Report:
 # -- video -------------------------------------------------------------------------------------
 
 
-def _video_segmenter(args: argparse.Namespace):
+def _smooth(args: argparse.Namespace) -> float:
+    from ..smoothing import DEFAULT_SMOOTH, check_strength
+
+    return check_strength(DEFAULT_SMOOTH if args.smooth is None else args.smooth)
+
+
+def _video_segmenter(args: argparse.Namespace, effect=None):
+    """The video's Segmenter: with confidence masks where smoothing or an effect uses them."""
     from ..segmenter import Segmenter
-    from ..video import require_av
+    from ..video import check_video_effect, require_av
 
     require_av()  # the extra's message before the model loads
-    return Segmenter(args.model, **segmenter_kwargs(args))
+    check_video_effect(effect)
+    kwargs = segmenter_kwargs(args)
+    if _smooth(args) > 0 or effect is not None:
+        with Segmenter(args.model, **kwargs) as probe:
+            from ..effects import segmenter_options
+
+            kwargs.update(segmenter_options(probe))
+            if effect is not None:
+                _effect_segmenter(probe, kwargs, effect)
+    return Segmenter(args.model, **kwargs)
 
 
 def _videos(args: argparse.Namespace, videos: list[str], *, alone: bool) -> int:
@@ -388,10 +411,13 @@ def _videos(args: argparse.Namespace, videos: list[str], *, alone: bool) -> int:
         raise OptionError(f"--out {out} names one video: give a folder for several inputs")
     failed = 0
     progress = not args.quiet and sys.stderr.isatty()
-    with _video_segmenter(args) as seg:
+    effect = _effect_output(args)
+    smooth = _smooth(args)
+    kind = effect.name if effect is not None else "overlay"
+    with _video_segmenter(args, effect) as seg:
         for src in videos:
             stem = Path(src).stem
-            dest = out if single_file else out / f"{stem}.overlay.mp4"
+            dest = out if single_file else out / f"{stem}.{kind}.mp4"
             masks = args.masks_dir
             if masks and len(videos) > 1:
                 masks = str(Path(masks) / stem)
@@ -407,6 +433,8 @@ def _videos(args: argparse.Namespace, videos: list[str], *, alone: bool) -> int:
                     masks_dir=masks,
                     max_frames=args.max_frames,
                     progress=progress,
+                    smooth=smooth,
+                    effect=effect,
                 )
             except VideoError as exc:
                 if alone and len(videos) == 1:
@@ -436,7 +464,8 @@ def _stream(args: argparse.Namespace) -> int:
     if args.out and out is None:
         raise OptionError(f"--out {args.out}: a stream is written to a video file, e.g. live.mp4")
     report = None if args.quiet else LiveReport()
-    with _video_segmenter(args) as seg:
+    effect = _effect_output(args)
+    with _video_segmenter(args, effect) as seg:
         stats = run_stream(
             seg,
             args.stream,
@@ -445,6 +474,8 @@ def _stream(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             max_frames=args.max_frames,
             report=report,
+            smooth=_smooth(args),
+            effect=effect,
         )
     if report:
         report.done()
