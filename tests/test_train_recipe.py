@@ -49,7 +49,7 @@ def test_class_map_copies_and_averages_classifier_rows(voc_checkpoint):
         dataset="x", init=str(voc_checkpoint), output_stride=16,
         class_map={"pedestrian": ["person"], "car": ["car"], "bicyclist": ["bicycle", "person"]},
     )  # fmt: skip
-    source = load_checkpoint(voc_checkpoint).eval()
+    source = load_checkpoint(voc_checkpoint).set_output_stride(16).eval()
     mapped = build_model(cfg, 11, CAMVID11).eval()
     assert mapped.num_classes == 11 and "3 of 11 classes mapped" in mapped.pretrained_from
     x, _ = pet_batch()
