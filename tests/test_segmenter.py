@@ -172,3 +172,67 @@ def test_display_names_locale_uses_localized_label_file(tmp_path):
     assert Segmenter(path, display_names_locale="fr").labels[0] == "arrière-plan"
     assert Segmenter(path).labels[0] == "background"
     assert Segmenter(path, display_names_locale="de").labels[0] == "background"
+
+
+# -- per-call options -------------------------------------------------------------------------
+
+
+def test_per_call_options_give_what_a_segmenter_made_with_them_gives():
+    """Outputs, scales and flip per call: the same masks as a Segmenter constructed with
+    them (camvid-lite keeps its final upsampling in every graph, so bit for bit)."""
+    from seglite.segmenter import SegmentOptions
+
+    image = EXAMPLES / "astronaut.jpg"
+    seg = Segmenter("camvid-lite", num_threads=2)
+    plain = seg.segment(image)
+    for options in (
+        SegmentOptions(output_confidence_masks=True),
+        SegmentOptions().accurate_preset(),
+        SegmentOptions(output_category_mask=False, output_confidence_masks=True),
+    ):
+        made = Segmenter(
+            "camvid-lite",
+            num_threads=2,
+            output_category_mask=options.output_category_mask,
+            output_confidence_masks=options.output_confidence_masks,
+            scales=options.scales,
+            flip=options.flip,
+        ).segment(image)
+        got = seg.segment(image, options)
+        for a, b in (
+            (got.category_mask, made.category_mask),
+            (got.confidence_masks, made.confidence_masks),
+        ):
+            assert (a is None and b is None) or np.array_equal(a, b), options
+    # the defaults are untouched by per-call options
+    assert seg.options == SegmentOptions() and not seg.accurate
+    assert np.array_equal(seg.segment(image).category_mask, plain.category_mask)
+
+
+def test_per_call_confidence_on_a_graph_without_its_final_upsampling(starter):
+    """The starter's default graph hands over coarse scores; confidence masks per call go
+    through run(), which redoes the cut upsampling in numpy: the same mask to float ties."""
+    full = Segmenter("deeplabv3", num_threads=2, output_confidence_masks=True)
+    image = EXAMPLES / "chelsea.jpg"
+    got = starter.segment(image, output_confidence_masks=True)
+    want = full.segment(image)
+    assert (got.category_mask == want.category_mask).mean() > 0.9999
+    assert np.abs(got.confidence_masks - want.confidence_masks).max() < 1e-3
+
+
+def test_option_sets_are_prepared_once_and_checked():
+    from seglite.segmenter import SegmentOptions
+
+    seg = Segmenter("deeplabv3", num_threads=1)
+    accurate = SegmentOptions(scales=(1.0, 1.5), flip=True)
+    assert seg.plan(accurate) is seg.plan(SegmentOptions(scales=[1, 1.5], flip=1))
+    assert hash(accurate) == hash(SegmentOptions(scales=(1.0, 1.5), flip=True))
+    with pytest.raises(OptionError, match="unknown segment option"):
+        seg.segment(EXAMPLES / "astronaut.jpg", colour=True)
+    with pytest.raises(OptionError, match="at least one"):
+        SegmentOptions(output_category_mask=False)
+    with pytest.raises(OptionError, match="scale"):
+        seg.segment(EXAMPLES / "astronaut.jpg", scales=(100,))
+    coral = Segmenter("coral-pascal-257", num_threads=1)
+    with pytest.raises(OptionError, match="class ids only"):
+        coral.segment(EXAMPLES / "astronaut.jpg", output_confidence_masks=True)

@@ -2,14 +2,20 @@
 
 Option names follow the TFLite Task Library and MediaPipe ImageSegmenterOptions,
 so users of those find their way: num_threads, output_category_mask,
-output_confidence_masks, display_names_locale.
+output_confidence_masks, display_names_locale. As in MediaPipe, what is fixed per model
+and runtime is given when the Segmenter is made (model, backend, threads, labels and
+their locale, the pixel limit), and what may vary per image is a :class:`SegmentOptions`
+(outputs, scales, flip): the constructor's are the defaults, and ``segment(image,
+options)`` or ``segment(image, scales=...)`` overrides them for one call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +25,7 @@ from .image import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, mod
 from .labels import LabelSet, default_label_set, label_set_from_names, read_label_file
 from .postprocess import ArgmaxKernel, to_masks
 from .result import SegmentationResult, Timings
-from .runtime import Backend, open_backend
+from .runtime import Backend, ReducedRun, open_backend
 
 ACCURATE_SCALES = (1.5, 2.0)
 ACCURATE_FLIP = True
@@ -39,11 +45,70 @@ def check_scales(scales: Sequence[float] | float | None) -> tuple[float, ...]:
     return out
 
 
+@dataclass(frozen=True)
+class SegmentOptions:
+    """What one ``segment()`` call asks for; frozen and hashable, so a Segmenter prepares
+    each option set once (which path, which kernels) and reuses it.
+
+    ``scales`` / ``flip`` other than ``(1.0,)`` / False select accurate mode (tiling.py);
+    :meth:`accurate_preset` is what ``--accurate`` means.
+    """
+
+    output_category_mask: bool = True
+    output_confidence_masks: bool = False
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.output_category_mask and not self.output_confidence_masks:
+            raise OptionError(
+                "ask for at least one of output_category_mask, output_confidence_masks"
+            )
+        object.__setattr__(self, "output_category_mask", bool(self.output_category_mask))
+        object.__setattr__(self, "output_confidence_masks", bool(self.output_confidence_masks))
+        object.__setattr__(self, "scales", check_scales(self.scales))
+        object.__setattr__(self, "flip", bool(self.flip))
+
+    @property
+    def accurate(self) -> bool:
+        return self.scales != (1.0,) or self.flip
+
+    def replace(self, **changes) -> SegmentOptions:
+        """A copy with some options changed; an unknown name is an OptionError."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = set(changes) - set(names)
+        if unknown:
+            raise OptionError(
+                f"unknown segment option(s) {', '.join(sorted(unknown))}; known: "
+                + ", ".join(names)
+            )
+        return dataclasses.replace(self, **changes)
+
+    def accurate_preset(self) -> SegmentOptions:
+        """These options in accurate mode: ACCURATE_SCALES, mirrored."""
+        return self.replace(scales=ACCURATE_SCALES, flip=ACCURATE_FLIP)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one option set runs on this Segmenter's backend: through the backend's in-place
+    reduced path (``reduced``), over tiles (``options.accurate``), or through ``run()``."""
+
+    options: SegmentOptions
+    reduced: bool
+
+
 class Segmenter:
     """Runs one segmentation model on images of any size.
 
     Not thread-safe (the runtime's interpreter is not): use one Segmenter per
     thread or process, as the service and batch front ends do.
+
+    The default options decide, once, how the model's graph is rewritten when it is
+    opened (runtime.open_backend): the fused argmax for the plain category mask, and the
+    model's final upsampling cut unless confidence masks are the default. Per-call options
+    that this rewrite does not serve (confidence masks from a cut graph, accurate mode) go
+    through ``backend.run()``, which returns the model's own output either way.
     """
 
     def __init__(
@@ -62,16 +127,10 @@ class Segmenter:
     ):
         from .zoo import resolve
 
-        if not output_category_mask and not output_confidence_masks:
-            raise OptionError(
-                "ask for at least one of output_category_mask, output_confidence_masks"
-            )
+        options = SegmentOptions(output_category_mask, output_confidence_masks, scales, flip)
         if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
             raise OptionError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
-        self.scales = check_scales(scales)
-        self.flip = bool(flip)
-        self.output_category_mask = output_category_mask
-        self.output_confidence_masks = output_confidence_masks
+        self.options = options
         self.display_names_locale = display_names_locale
         self.max_pixels = max_pixels
 
@@ -84,16 +143,13 @@ class Segmenter:
             resolved.path,
             backend=backend,
             num_threads=num_threads,
-            fuse_argmax=output_category_mask and not self.accurate,
-            cut_final_resize=not output_confidence_masks,
+            fuse_argmax=options.output_category_mask and not options.accurate,
+            cut_final_resize=not options.output_confidence_masks,
         )
-        if output_confidence_masks and self.backend.output_kind == "argmax":
-            raise OptionError(
-                f"{self.model_name} outputs class ids only (an ArgMax): confidence masks are not "
-                "available; use output_category_mask"
-            )
-        self.label_set = self._label_set(labels)
+        self._plans: dict[SegmentOptions, _Plan] = {}
         self._argmax: ArgmaxKernel | None = None
+        self._default = self.plan(options)  # errors in the defaults surface here, at once
+        self.label_set = self._label_set(labels)
 
     def _label_set(self, labels) -> LabelSet:
         from .labels import get_label_set
@@ -128,12 +184,67 @@ class Segmenter:
     def labels(self) -> list[str]:
         return list(self.label_set.names)
 
+    # The default options, read-only: per-call ones go to segment().
+    @property
+    def scales(self) -> tuple[float, ...]:
+        return self.options.scales
+
+    @property
+    def flip(self) -> bool:
+        return self.options.flip
+
+    @property
+    def output_category_mask(self) -> bool:
+        return self.options.output_category_mask
+
+    @property
+    def output_confidence_masks(self) -> bool:
+        return self.options.output_confidence_masks
+
     @property
     def accurate(self) -> bool:
-        return self.scales != (1.0,) or self.flip
+        return self.options.accurate
 
-    def segment(self, image: ImageSource) -> SegmentationResult:
-        """Segment one image (path, bytes, PIL image or numpy array) at its original size."""
+    def plan(self, options: SegmentOptions) -> _Plan:
+        """How ``options`` run here, prepared once per option set (an OptionError for what
+        the model cannot give)."""
+        plan = self._plans.get(options)
+        if plan is not None:
+            return plan
+        if options.output_confidence_masks and self.backend.output_kind == "argmax":
+            raise OptionError(
+                f"{self.model_name} outputs class ids only (an ArgMax): confidence masks are not "
+                "available; use output_category_mask"
+            )
+        fast: ReducedRun | None = self.backend.reduced
+        # The in-place path serves the plain category mask; confidence masks need the
+        # model's full-size scores, which a graph without its final upsampling lacks.
+        reduced = bool(
+            fast is not None
+            and not options.accurate
+            and options.output_category_mask
+            and not (fast.coarse_factor and options.output_confidence_masks)
+        )
+        if options.output_category_mask and self.backend.output_kind != "argmax":
+            if self._argmax is None and not reduced:
+                self._argmax = ArgmaxKernel()
+        plan = self._plans[options] = _Plan(options, reduced)
+        return plan
+
+    def segment(
+        self, image: ImageSource, options: SegmentOptions | None = None, **changes
+    ) -> SegmentationResult:
+        """Segment one image (path, bytes, PIL image or numpy array) at its original size.
+
+        ``options`` (default: the constructor's) and keyword ``changes`` to them
+        (``output_confidence_masks=True``, ``scales=(1.5, 2)``, ...) apply to this call only.
+        """
+        if options is None and not changes:
+            plan = self._default
+        else:
+            options = options or self.options
+            plan = self.plan(options.replace(**changes) if changes else options)
+        opts = plan.options
         t = Timings()
         t0 = time.perf_counter()
         h_in, w_in = self.input_size
@@ -143,22 +254,19 @@ class Segmenter:
         loaded = load_image(image, max_pixels=self.max_pixels)
         t1 = time.perf_counter()
         t.decode = (t1 - t0) * 1e3
-        if self.accurate:
+        if opts.accurate:
             from .tiling import fused_scores
 
             scores, t.invocations = fused_scores(
-                self.backend, loaded, self.scales, self.flip, t, len(self.label_set)
+                self.backend, loaded, opts.scales, opts.flip, t, len(self.label_set)
             )
-            return self._finish(loaded, scores, t, probabilities=True)
+            return self._finish(loaded, scores, t, opts, probabilities=True)
         pixels = model_pixels(loaded.image, (w_in, h_in))
         t2 = time.perf_counter()
         t.preprocess = (t2 - t1) * 1e3
         t.invocations = 1
-        reduced = self.backend.reduced
-        factor = reduced.coarse_factor if reduced else None
-        # A service may ask this Segmenter's copy for confidence masks (serve/pool.py): a
-        # backend without the model's final upsampling then takes the general path.
-        if reduced is not None and not (factor and self.output_confidence_masks):
+        reduced = self.backend.reduced if plan.reduced else None
+        if reduced is not None:
 
             def masks(scores: np.ndarray, ids: np.ndarray):
                 t3 = time.perf_counter()
@@ -166,10 +274,10 @@ class Segmenter:
                 out = to_masks(
                     scores[0],
                     loaded.size,
-                    category=self.output_category_mask,
-                    confidence=self.output_confidence_masks,
+                    category=opts.output_category_mask,
+                    confidence=opts.output_confidence_masks,
                     ids=ids[0],
-                    coarse_factor=factor,
+                    coarse_factor=reduced.coarse_factor,
                 )
                 t.postprocess += (time.perf_counter() - t3) * 1e3
                 return out
@@ -179,23 +287,26 @@ class Segmenter:
         out = self.backend.run(pixels[None])[0]
         t3 = time.perf_counter()
         t.invoke = (t3 - t2) * 1e3
-        return self._finish(loaded, out, t)
+        return self._finish(loaded, out, t, opts)
 
     def _finish(
-        self, loaded: LoadedImage, out: np.ndarray, t: Timings, probabilities: bool = False
+        self,
+        loaded: LoadedImage,
+        out: np.ndarray,
+        t: Timings,
+        opts: SegmentOptions,
+        probabilities: bool = False,
     ) -> SegmentationResult:
         """Bring scores (h, w, C) or ids (h, w) to the original size.
 
         ``probabilities`` says ``out`` is already softmax-ed (the fused accurate-mode map).
         """
         t3 = time.perf_counter()
-        if out.ndim == 3 and self.output_category_mask and self._argmax is None:
-            self._argmax = ArgmaxKernel()
         category, confidence = to_masks(
             out,
             loaded.size,
-            category=self.output_category_mask,
-            confidence=self.output_confidence_masks,
+            category=opts.output_category_mask,
+            confidence=opts.output_confidence_masks,
             probabilities=probabilities,
             kernel=self._argmax,
         )

@@ -7,7 +7,7 @@ types), ``options`` (per-request options validated into one model), ``pool`` (in
 worker threads behind a bounded queue), ``render`` (the work in the thread), ``errors``
 (every error as JSON ``{"error": code, "detail": message}`` without a traceback),
 ``schema`` (OpenAPI) and ``exposure`` (API key, hosts, CORS, security headers). This file
-wires them into routes. To add an HTTP output: ``options.SegmentOptions.output`` and a
+wires them into routes. To add an HTTP output: ``options.RequestOptions.output`` and a
 branch in ``render.render``.
 
 Image outputs (mask, overlay, confidence) come back as the PNG itself (``image/png``, summary
@@ -173,8 +173,6 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
             rendered = await service.run(
                 pool,
                 lambda seg: render.render(seg, data, opts, class_index, started, admitted),
-                accurate=opts.accurate,
-                confidence=opts.output == "confidence",
             )
         summary = rendered.summary
         headers = {

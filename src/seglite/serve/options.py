@@ -11,8 +11,9 @@ from ..errors import OptionError
 from .pool import ModelPool, Service
 
 
-class SegmentOptions(BaseModel):
-    """Options of POST /v1/segment, from the query string or multipart form fields."""
+class RequestOptions(BaseModel):
+    """Options of POST /v1/segment, from the query string or multipart form fields (turned
+    into the Segmenter's per-call SegmentOptions by render.segmenter_options)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
 
@@ -37,7 +38,7 @@ class SegmentOptions(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _class_goes_with_confidence(self) -> SegmentOptions:
+    def _class_goes_with_confidence(self) -> RequestOptions:
         if self.output == "confidence" and not self.class_:
             raise ValueError("output=confidence needs class=<name or index>, e.g. class=person")
         if self.class_ and self.output != "confidence":
@@ -45,7 +46,7 @@ class SegmentOptions(BaseModel):
         return self
 
 
-_OPTION_NAMES = tuple((f.alias or name) for name, f in SegmentOptions.model_fields.items())
+_OPTION_NAMES = tuple((f.alias or name) for name, f in RequestOptions.model_fields.items())
 
 
 def describe_errors(errors: Any) -> str:
@@ -60,28 +61,28 @@ def describe_errors(errors: Any) -> str:
     return "; ".join(parts) or "invalid options"
 
 
-def parse_options(items: list[tuple[str, str]]) -> SegmentOptions:
+def parse_options(items: list[tuple[str, str]]) -> RequestOptions:
     raw: dict[str, str] = {}
     for key, value in items:
         if key in raw:
             raise OptionError(f"{key}: given more than once")
         raw[key] = value
     try:
-        return SegmentOptions.model_validate(raw)
+        return RequestOptions.model_validate(raw)
     except ValidationError as exc:
         raise OptionError(describe_errors(exc.errors())) from None
 
 
 def resolve(
     service: Service, items: list[tuple[str, str]]
-) -> tuple[SegmentOptions, ModelPool, int | None]:
+) -> tuple[RequestOptions, ModelPool, int | None]:
     """Options, the model's pool and the confidence class index, or a 422."""
     opts = parse_options(items)
     pool = service.pool(opts.model)
     return opts, pool, class_index(pool, opts)
 
 
-def class_index(pool: ModelPool, opts: SegmentOptions) -> int | None:
+def class_index(pool: ModelPool, opts: RequestOptions) -> int | None:
     if opts.output != "confidence":
         return None
     if not pool.confidence:

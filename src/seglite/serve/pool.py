@@ -11,7 +11,6 @@ bound. Memory is therefore bounded by (workers + queue) requests in flight.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import queue as queue_mod
@@ -22,7 +21,7 @@ from typing import Any, TypeVar
 
 from ..errors import OptionError, SegliteError
 from ..image import DEFAULT_MAX_PIXELS
-from ..segmenter import ACCURATE_FLIP, ACCURATE_SCALES, Segmenter
+from ..segmenter import Segmenter
 
 log = logging.getLogger("seglite.serve")
 T = TypeVar("T")
@@ -85,14 +84,9 @@ class ModelPool:
         return self.output_kind != "argmax"
 
     @contextlib.contextmanager
-    def lease(
-        self, *, accurate: bool = False, confidence: bool = False, timeout: float = 60.0
-    ) -> Iterator[Segmenter]:
-        """Borrow a Segmenter (blocking; call from a worker thread), configured per request.
-
-        Accurate mode and confidence masks are per-request options: a shallow copy with those
-        settings shares the leased interpreter, so it is exactly as exclusive as the original.
-        """
+    def lease(self, *, timeout: float = 60.0) -> Iterator[Segmenter]:
+        """Borrow a Segmenter (blocking; call from a worker thread). Per-request options
+        (accurate mode, confidence masks) go to its ``segment()`` call."""
         if self._closed:
             raise Overloaded("the service is shutting down")
         try:
@@ -102,14 +96,7 @@ class ModelPool:
                 f"no free interpreter for {self.name} within {timeout:.0f} s"
             ) from None
         try:
-            if accurate or confidence:
-                view = copy.copy(seg)
-                if accurate:
-                    view.scales, view.flip = tuple(ACCURATE_SCALES), ACCURATE_FLIP
-                view.output_confidence_masks = confidence
-                yield view
-            else:
-                yield seg
+            yield seg
         finally:
             self._free.put(seg)
 
@@ -274,9 +261,6 @@ class Service:
         self,
         pool: ModelPool,
         work: Callable[[Segmenter], T],
-        *,
-        accurate: bool = False,
-        confidence: bool = False,
     ) -> T:
         """Run ``work(segmenter)`` in a worker thread once one of ``workers`` is free.
 
@@ -292,7 +276,7 @@ class Service:
             with self._lock:
                 self._running += 1
             try:
-                with pool.lease(accurate=accurate, confidence=confidence) as seg:
+                with pool.lease() as seg:
                     return work(seg)
             finally:
                 with self._lock:

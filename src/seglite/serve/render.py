@@ -21,10 +21,10 @@ from .. import viz
 from ..errors import ImageTooLargeError
 from ..image import load_image, resize
 from ..result import SegmentationResult
-from ..segmenter import Segmenter
+from ..segmenter import Segmenter, SegmentOptions
 from . import exposure
 from .config import MiB
-from .options import SegmentOptions
+from .options import RequestOptions
 
 CONFIDENCE_BUDGET = 128 * MiB  # float32 bytes for all classes' probability maps, per request
 
@@ -38,8 +38,15 @@ class Rendered:
     summary: dict[str, Any]
 
 
+def segmenter_options(seg: Segmenter, opts: RequestOptions) -> SegmentOptions:
+    """What one request asks of the Segmenter: its defaults, with confidence masks for
+    output=confidence and the accurate preset for accurate=true."""
+    options = seg.options.replace(output_confidence_masks=opts.output == "confidence")
+    return options.accurate_preset() if opts.accurate else options
+
+
 def confidence_png(
-    seg: Segmenter, data: bytes, index: int
+    seg: Segmenter, data: bytes, index: int, options: SegmentOptions
 ) -> tuple[SegmentationResult, bytes, tuple[int, int]]:
     """One class's probability as an 8-bit PNG at the original size, in bounded time and memory.
 
@@ -62,7 +69,7 @@ def confidence_png(
     elif img.size != full:
         img = resize(img, full)
     decode_ms = (time.perf_counter() - t0) * 1e3
-    result = seg.segment(img)
+    result = seg.segment(img, options)
     result.timings.decode += decode_ms
     t1 = time.perf_counter()
     prob = result.confidence(index)
@@ -101,7 +108,7 @@ def refuse_bombs(data: bytes, max_pixels: int | None) -> None:
 def render(
     seg: Segmenter,
     data: bytes,
-    opts: SegmentOptions,
+    opts: RequestOptions,
     class_index: int | None,
     started: float,
     admitted: float,
@@ -109,16 +116,17 @@ def render(
     """Decode, segment, draw and encode: everything CPU-bound, off the event loop."""
     queue_ms = (time.perf_counter() - admitted) * 1e3
     refuse_bombs(data, seg.max_pixels)
+    options = segmenter_options(seg, opts)
     png: bytes | None = None
     encode_ms = 0.0
     if opts.output == "confidence":
         assert class_index is not None
-        result, png, size = confidence_png(seg, data, class_index)
+        result, png, size = confidence_png(seg, data, class_index, options)
     else:
         t0 = time.perf_counter()
         picture = load_image(data, max_pixels=seg.max_pixels).image  # decoded once, for both
         decode_ms = (time.perf_counter() - t0) * 1e3
-        result = seg.segment(picture)
+        result = seg.segment(picture, options)
         result.timings.decode += decode_ms
         size = result.size
         t = time.perf_counter()
@@ -137,7 +145,7 @@ def render(
         width=size[0],
         height=size[1],
         output=opts.output,
-        accurate=seg.accurate,
+        accurate=options.accurate,
         labels=list(result.labels),
         timings_ms=timings,
     )

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from .options import SegmentOptions
+from .options import RequestOptions
 
 
 class ErrorBody(BaseModel):
@@ -90,7 +90,7 @@ class Readiness(BaseModel):
 
 
 def segment_openapi() -> dict[str, Any]:
-    props = SegmentOptions.model_json_schema(by_alias=True)["properties"]
+    props = RequestOptions.model_json_schema(by_alias=True)["properties"]
     params = [
         {
             "name": name,
