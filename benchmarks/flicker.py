@@ -16,7 +16,7 @@ centre (each frame resized back to one size). Every frame gets camera noise (Gau
 - **mIoU**: over all frames of all clips against the moved ground truth (void ignored).
 
 Smoothing is seglite.smoothing.TemporalSmoother, as ``seglite segment VIDEO --smooth S`` runs
-it; ``--smooth 0`` is every frame on its own.
+it (on the model-sized view of each frame); ``--smooth 0`` is every frame on its own.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ def main(argv=None) -> int:
     from seglite.effects import segmenter_options
     from seglite.eval.metrics import confusion_matrix, mean_iou
     from seglite.smoothing import DEFAULT_SMOOTH, TemporalSmoother
+    from seglite.video import model_view
 
     strengths = [float(s) for s in args.smooth.split(",")]
     with Segmenter(args.model, num_threads=args.threads) as probe:
@@ -131,20 +132,23 @@ def main(argv=None) -> int:
         for k, (img, truth) in enumerate(data):
             h, w = truth.shape
             out_size = (round(0.75 * w), round(0.75 * h))
-            views = camera(kind, args.frames, (w, h))
+            cams = camera(kind, args.frames, (w, h))
             rng = np.random.default_rng(k)
-            frames, truths = film(img, truth, views, out_size, rng, args.noise)
-            results = [seg.segment(f) for f in frames]  # the same model output for every S
+            frames, truths = film(img, truth, cams, out_size, rng, args.noise)
+            # As seglite segment VIDEO runs: the model-sized view of each frame is segmented
+            # (the same model input as the full frame), once for every S.
+            views = [model_view(seg, f) for f in frames]
+            results = [seg.segment(v) for v in views]
             for s in strengths:
                 smoother = TemporalSmoother(s, **({"motion": args.motion} if args.motion else {}))
                 prev = None
-                for i, (frame, result) in enumerate(zip(frames, results)):
+                for i, (view, result) in enumerate(zip(views, results)):
                     t0 = time.perf_counter()
-                    labels = smoother(result, frame).category_mask
+                    labels = smoother(result, view, size=out_size).category_mask
                     stats[s]["ms"].append((time.perf_counter() - t0) * 1e3)
                     stats[s]["cm"] += confusion_matrix(labels, truths[i], n_classes, 255)
                     if prev is not None:
-                        warped, ok = previous_labels(prev, views[i - 1], views[i])
+                        warped, ok = previous_labels(prev, cams[i - 1], cams[i])
                         stats[s]["flicker"].append(float((warped != labels)[ok].mean()))
                     prev = labels
             print(f"{kind} clip {k + 1}/{len(data)}", file=sys.stderr)

@@ -15,7 +15,7 @@ frame's probabilities take over at once and motion is not smeared; where the pic
 the same, noise is averaged away; where most of the picture changed (a cut), the past is
 dropped altogether. ``strength`` 0 turns smoothing off (every frame as is).
 
-Everything runs on a reduced grid (long side ``grid`` px, 256 by default: the models'
+Everything runs on a reduced grid (long side ``grid`` px, 320 by default: the models'
 probabilities carry no finer detail, DeepLab's are 33x33 or 65x65 upsampled); the smoothed
 probabilities come back to a full-size category mask through the Segmenter's own
 upsampling (argmax of the bilinear upsampling, computed only in the cells with an edge).
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SMOOTH = 0.8  # video files and streams
 DEFAULT_MOTION = 0.08
-DEFAULT_GRID = 256
+DEFAULT_GRID = 320  # a model-sized view (257, 321 px) passes through unresampled
 CUT = 0.5  # frames where less than this share of the past may be kept are a new scene
 
 
@@ -80,6 +80,7 @@ class TemporalSmoother:
 
     def reset(self) -> None:
         self.state: np.ndarray | None = None  # (gh, gw, C) probabilities
+        self.soft = True
         self._grey: np.ndarray | None = None
         self._size: tuple[int, int] | None = None
 
@@ -92,12 +93,13 @@ class TemporalSmoother:
         scale = max(1.0, max(w, h) / self.grid)
         return max(1, round(w / scale)), max(1, round(h / scale))
 
-    def __call__(self, result: SegmentationResult, frame: np.ndarray) -> SegmentationResult:
-        from .upsample import argmax_scores, upsample_category
-
+    def step(self, result: SegmentationResult, frame: np.ndarray) -> np.ndarray:
+        """Take in one frame's result; the (gh, gw, C) probabilities to use for it (smoothed,
+        or the frame's own when off). ``frame`` is the picture ``result`` was made from."""
         size = result.size
         gsize = self._grid_size(size)
         p = _grid_probabilities(result, gsize)
+        self.soft = result.confidence_masks is not None  # else one-hot votes of an ArgMax
         grey = _grey(frame, gsize)
         if self.state is None or self._size != size or self.state.shape != p.shape:
             self.state = p
@@ -118,14 +120,30 @@ class TemporalSmoother:
         else:
             self.state = p
         self._grey, self._size = grey, size
-        if not self.enabled:
+        return self.state
+
+    def __call__(
+        self,
+        result: SegmentationResult,
+        frame: np.ndarray,
+        size: tuple[int, int] | None = None,
+    ) -> SegmentationResult:
+        """``result`` with the smoothed category mask at ``size`` (default: the result's).
+
+        ``result`` may be of a reduced copy of the frame (video segments the model-sized
+        view, whose probabilities cost 1/20 of full-size ones): ``frame`` is that copy and
+        ``size`` the full frame's (width, height). Off, a full-size result comes back as is.
+        """
+        from .postprocess import argmax_scores, upsample_category
+
+        probs = self.step(result, frame)
+        size = tuple(size or result.size)
+        if not self.enabled and size == tuple(result.size):
             return result
-        low = argmax_scores(self.state)
-        mask = upsample_category(self.state, size, low)
-        mask = mask.astype(
-            result.category_mask.dtype if result.category_mask is not None else mask.dtype
-        )
-        return replace(result, category_mask=mask, confidence_masks=None)
+        mask = upsample_category(probs, size, argmax_scores(probs))
+        if result.category_mask is not None:
+            mask = mask.astype(result.category_mask.dtype, copy=False)
+        return replace(result, category_mask=mask, confidence_masks=None, size=size)
 
     def probability(self, ids: list[int]) -> np.ndarray:
         """(gh, gw) smoothed probability of the classes ``ids`` together (for mattes)."""
@@ -157,6 +175,8 @@ def reduce_planes(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x = hwc.transpose(1, 0, 2) if transposed else np.ascontiguousarray(hwc)
     want = (size[1], size[0]) if transposed else (size[0], size[1])  # (width, height) of x
     a, b, c = x.shape
+    if (b, a) == want:  # already at the grid's size (a model-sized view): reorder only
+        return np.ascontiguousarray(x.transpose(1, 0, 2) if transposed else x, dtype=np.float32)
     ka, kb = max(1, a // want[1]), max(1, b // want[0])
     if ka > 1 or kb > 1:  # rows first (contiguous blocks), then columns
         x = x[: a - a % ka, : b - b % kb]

@@ -44,6 +44,7 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpe
 # Encoders to try per output container, best first (libx264 is in PyAV's wheels).
 _CODECS = {".webm": ("libvpx-vp9", "libvpx"), ".avi": ("mpeg4",)}
 _DEFAULT_CODECS = ("libx264", "h264", "mpeg4")
+VIDEO_MATTE_GRID = 256  # the guided filter's grid for video frames (stills use 384)
 _FORMATS = {".mkv": "matroska", ".m4v": "mp4", ".ts": "mpegts", ".mpg": "mpeg", ".wmv": "asf"}
 
 
@@ -264,6 +265,9 @@ def _segment_frames(
     from . import viz
 
     smoother = TemporalSmoother(smooth)
+    # Smoothing and effects work on probabilities: those of the model-sized view of the
+    # frame (the pixels the model sees anyway) cost a twentieth of full-size ones.
+    reduced = (smoother.enabled or effect is not None) and not seg.accurate
     writer: _Writer | None = None
     first_pts: int | None = None
     t0 = time.perf_counter()
@@ -271,12 +275,9 @@ def _segment_frames(
         for rgb, pts, time_base in frames:
             if max_frames is not None and stats.frames >= max_frames:
                 break
-            result = seg.segment(rgb)
-            raw = result
-            if smoother.enabled:
-                result = smoother(result, rgb)
+            result, view = _segment_frame(seg, rgb, smoother, reduced)
             if effect is not None:
-                picture = frame_effect(effect, rgb, raw, smoother)
+                picture = frame_effect(effect, rgb, result, smoother, view)
             else:
                 picture = viz.overlay(Image.fromarray(rgb), result, alpha=alpha, legend=False)
             stats.height, stats.width = rgb.shape[:2]
@@ -315,17 +316,44 @@ def check_video_effect(effect: EffectOutput | None) -> None:
         )
 
 
-def frame_effect(effect: EffectOutput, rgb: np.ndarray, result, smoother: TemporalSmoother):
-    """The effect on one frame, its matte from the smoothed probabilities when smoothing."""
+def model_view(seg: Segmenter, rgb: np.ndarray) -> np.ndarray:
+    """The frame as the model sees it (its input size, uint8): segment()'s whole-factor box
+    reduction, then the graph's bilinear squash, done here. Segmenting this view gives the
+    frame's own masks, with probabilities at the model's size: no full-size planes."""
+    from PIL import Image
+
+    from .image import model_pixels
+    from .postprocess.bilinear import squash
+
+    h_in, w_in = seg.input_size
+    px = model_pixels(Image.fromarray(rgb), (w_in, h_in))
+    return np.clip(squash(px[None], (h_in, w_in))[0] + 0.5, 0, 255).astype(np.uint8)
+
+
+def _segment_frame(seg: Segmenter, rgb: np.ndarray, smoother: TemporalSmoother, reduced: bool):
+    """(result at the frame's size with the smoothed mask, the view it was segmented on)."""
+    if not reduced:
+        result = seg.segment(rgb)
+        return (smoother(result, rgb) if smoother.enabled else result), None
+    view = model_view(seg, rgb)
+    low = seg.segment(view)
+    return smoother(low, view, size=(rgb.shape[1], rgb.shape[0])), view
+
+
+def frame_effect(
+    effect: EffectOutput, rgb: np.ndarray, result, smoother: TemporalSmoother, view=None
+):
+    """The effect on one frame, its matte from the (smoothed) probabilities of the view."""
     from .effects import apply
     from .matte import matte_from_probability, subject_classes
 
-    if not smoother.enabled or smoother.state is None:
+    if view is None or smoother.state is None:
         return effect.render(rgb, result)
     ids = subject_classes(result, effect.classes)
     p = smoother.probability(ids)
-    soft = result.confidence_masks is not None
-    alpha = matte_from_probability(p, result.size, rgb, soft=soft, feather=effect.feather)
+    alpha = matte_from_probability(
+        p, result.size, rgb, soft=smoother.soft, feather=effect.feather, grid=VIDEO_MATTE_GRID
+    )
     return apply(rgb, alpha, effect.effect)
 
 
