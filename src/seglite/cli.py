@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import OptionError, SegliteError
+from .tables import format_table  # noqa: F401  (commands and benchmarks import it from here)
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -98,18 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
         p = module.add_parser(sub)
         p.set_defaults(func=module.run)
     return parser
-
-
-def format_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
-    """A plain aligned text table (also valid as a Markdown table body)."""
-    if not rows:
-        return "(none)"
-    columns = list(columns or rows[0].keys())
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(columns), sep, *(line(r) for r in cells)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
