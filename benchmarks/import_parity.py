@@ -6,7 +6,11 @@ Models are found through the zoo (``$SEGLITE_MODEL_DIR``, the cache, or download
 anyone can rerun it; images default to the golden inputs in ``tests/data/golden`` and two
 other real photos (``examples/astronaut.jpg``, ``examples/chelsea.jpg``). Quantized graphs
 are compared with the quantized interpreter (LiteRT's default XNNPACK path for the mask;
-the logits the ARG_MAX reads come from a run without delegates).
+the logits the ARG_MAX reads come from a run without delegates), twice: the float import
+as it is, and with the graph's activation rounding simulated (see
+``seglite.models.tflite_parity``); each image's cell gives both (float / simulated), and
+"confident" the simulated agreement on pixels whose two best scores are more than two
+quanta apart.
 """
 
 from __future__ import annotations
@@ -55,10 +59,10 @@ def main(argv=None) -> int:
     header = (
         "| model | weights | "
         + " | ".join(f.stem[:18] for f in images)
-        + " | min | max logit diff |"
+        + " | min | confident (min) | max logit diff |"
     )
     print(header)
-    print("|" + "---|" * (len(images) + 4))
+    print("|" + "---|" * (len(images) + 5))
     for name in names:
         try:
             path = zoo.resolve(name, progress=False).path
@@ -68,11 +72,19 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         model, info = import_tflite(path)
         rows = parity(model, path, pixels, threads=args.threads)
+        quantized = info["input_quantization"] is not None or "int8" in info["weights"]
+        sim = parity(model, path, pixels, threads=args.threads, simulate_quantization=True)
+        sim = sim if quantized else rows
         agree = [r["agreement"] for r in rows]
+        sim_agree = [r["agreement"] for r in sim]
         diff = max(r["max_diff"] for r in rows)
         rng = max(r["logit_range"] for r in rows)
-        cells = " | ".join(f"{a:.2%}" for a in agree)
-        print(f"| {name} | {info['weights']} | {cells} | {min(agree):.2%} | {diff:.3f} "
+        cells = " | ".join(
+            f"{a:.2%} / {s:.2%}" if quantized else f"{a:.2%}" for a, s in zip(agree, sim_agree)
+        )
+        low = f"{min(agree):.2%} / {min(sim_agree):.2%}" if quantized else f"{min(agree):.2%}"
+        conf = min(r["confident_agreement"] for r in sim)
+        print(f"| {name} | {info['weights']} | {cells} | {low} | {conf:.2%} | {diff:.3f} "
               f"(range {rng:.0f}) |", flush=True)  # fmt: skip
         print(f"  ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0

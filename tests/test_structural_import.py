@@ -163,3 +163,18 @@ def test_import_command_writes_a_checkpoint_train_can_start_from(tmp_path, capsy
     assert model.checkpoint_metadata["seglite.imported_from"] == "coral-pascal-257"
     assert main(["import", "selfie", "--out", str(tmp_path / "x.safetensors")]) == 2
     assert "not a DeepLab" in capsys.readouterr().err
+
+
+def test_simulated_activation_rounding_follows_the_quantized_graph():
+    """Rounding the float import's activations to the graph's uint8 grids brings it closer
+    to the quantized interpreter on a photo outside the model's domain (where the float
+    import disagrees most), and the hooks leave the model as it was."""
+    path = model_file("cityscapes")
+    model, _ = import_tflite(path)
+    image = [photo(EXAMPLES / "astronaut.jpg")]
+    before = parity(model, path, image)[0]
+    simulated = parity(model, path, image, simulate_quantization=True)[0]
+    after = parity(model, path, image)[0]
+    assert simulated["agreement"] > before["agreement"] + 0.02
+    assert simulated["confident_agreement"] >= simulated["agreement"]
+    assert after == before  # no hook left behind
