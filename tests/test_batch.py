@@ -282,7 +282,7 @@ def test_uris_in_and_out_go_through_pyarrow(tmp_path, monkeypatch):
     pytest.importorskip("pyarrow.fs")
     import seglite.batch as batch
 
-    monkeypatch.setattr(batch, "_arrow_fs", _LocalAsRemote)
+    monkeypatch.setattr(batch.sinks, "_arrow_fs", _LocalAsRemote)
     photo_folder(tmp_path / "bucket" / "imgs" / "a", 2, (480, 360))
     photo_folder(tmp_path / "bucket" / "imgs" / "b", 1, (480, 360))
     items = batch.walk_uris([f"mem://{tmp_path}/bucket/imgs/"])
