@@ -14,7 +14,8 @@ load from neighbours lands on all alike; the median per step is reported:
 - ``segment, video path``: what video runs now: the model-sized view of the frame (the same
   model input) segmented with its probabilities, the mask upsampled to the frame;
 - ``smooth``: one :class:`~seglite.smoothing.TemporalSmoother` step;
-- ``matte, video``: the matte from the smoothed probabilities (guided filter on a 256 grid);
+- ``matte, video``: the matte from the smoothed probabilities, as video makes it (no guided
+  filter), and with the guided filter (on a 256 grid) for comparison;
 - ``matte, photo``: ``result.alpha(image=frame)`` as ``seglite segment PHOTO --effect``;
 - ``segment, full-size probabilities``: the confidence masks at the frame's size, for scale;
 - ``blur``, ``color``, ``image``, ``cutout``: :func:`seglite.effects.apply` on a matte.
@@ -64,11 +65,13 @@ def steps(seg, plain, rgb: np.ndarray, background: Path) -> dict:
             seg, rgb, TemporalSmoother(0), True
         ),
         "smooth (one step)": lambda: smoother(low, view, size=(w, h)),
-        "matte, video (grid 256)": lambda: matte_from_probability(
+        "matte, video (no guided filter)": lambda: matte_from_probability(
+            p, (w, h), rgb, grid=VIDEO_MATTE_GRID, refine=False
+        ),
+        "matte, video with guided filter": lambda: matte_from_probability(
             p, (w, h), rgb, grid=VIDEO_MATTE_GRID
         ),
         "matte, photo (grid 384)": lambda: full.alpha(image=rgb),
-        "matte, no guided filter": lambda: full.alpha(image=rgb, refine=False),
         "segment, full-size probabilities": lambda: seg.segment(rgb),
         "blur": lambda: effects.apply(rgb, alpha, "blur"),
         "color": lambda: effects.apply(rgb, alpha, "color:#00b140"),

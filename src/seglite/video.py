@@ -44,7 +44,10 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpe
 # Encoders to try per output container, best first (libx264 is in PyAV's wheels).
 _CODECS = {".webm": ("libvpx-vp9", "libvpx"), ".avi": ("mpeg4",)}
 _DEFAULT_CODECS = ("libx264", "h264", "mpeg4")
-VIDEO_MATTE_GRID = 256  # the guided filter's grid for video frames (stills use 384)
+# Video mattes skip the guided filter: on the benchmarks it moves the outline by little
+# (benchmarks/matte_quality.py: IoU +0.0-0.5, boundary F +0.2-3.7) and costs 2-4x the model
+# per frame (benchmarks/effects_cost.py); photos keep it.
+VIDEO_MATTE_GRID = 256
 _FORMATS = {".mkv": "matroska", ".m4v": "mp4", ".ts": "mpegts", ".mpg": "mpeg", ".wmv": "asf"}
 
 
@@ -352,8 +355,9 @@ def frame_effect(
     ids = subject_classes(result, effect.classes)
     p = smoother.probability(ids)
     alpha = matte_from_probability(
-        p, result.size, rgb, soft=smoother.soft, feather=effect.feather, grid=VIDEO_MATTE_GRID
-    )
+        p, result.size, rgb, soft=smoother.soft, feather=effect.feather, grid=VIDEO_MATTE_GRID,
+        refine=False,
+    )  # fmt: skip
     return apply(rgb, alpha, effect.effect)
 
 
