@@ -498,10 +498,9 @@ def test_a_model_name_outside_latin1_keeps_image_responses_working(tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
+    from seglite.metadata import SegmentationMetadata, write_metadata
     from seglite.serve.app import ServeConfig, create_app
     from seglite.zoo import resolve
-
-    from seglite.metadata import SegmentationMetadata, write_metadata
 
     named = tmp_path / "модель-σ.tflite"  # not a zoo file (its own metadata): named by its file
     meta = SegmentationMetadata(name="x", input_mean=(127.5,), input_std=(127.5,))
