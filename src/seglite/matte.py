@@ -114,6 +114,17 @@ def alpha_matte(
     )  # fmt: skip
 
 
+def subject_probability(
+    result: SegmentationResult, classes: Sequence[str | int] | None = None, grid: int = DEFAULT_GRID
+) -> tuple[np.ndarray, bool]:
+    """(the subject's probability on the reduced grid, whether it is soft) for
+    :func:`matte_from_probability`: the matte of a result computed on a reduced copy of a
+    photo, brought to the photo's own size and edges (the service does this)."""
+    ids = subject_classes(result, classes)
+    p = _subject_probability(result, ids, grid_size(result.size, grid))
+    return p, result.confidence_masks is not None
+
+
 def grid_size(size: tuple[int, int], grid: int = DEFAULT_GRID) -> tuple[int, int]:
     """(width, height) of the reduced grid for an image of ``size``."""
     w, h = size

@@ -20,11 +20,23 @@ class RequestOptions(BaseModel):
     model: str | None = Field(
         None, description="model name from GET /v1/models (default: the first)"
     )
-    output: Literal["json", "mask", "overlay", "confidence"] = Field(
+    output: Literal["json", "mask", "overlay", "confidence", "cutout", "effect"] = Field(
         "json",
         description="json: summary only; mask: palette PNG of class indices; overlay: the image "
-        "with classes painted; confidence: 8-bit PNG of one class's probability (needs class)",
+        "with classes painted; confidence: 8-bit PNG of one class's probability (needs class); "
+        "cutout: RGBA PNG of the subject with a soft alpha matte; effect: the photo with "
+        "effect= applied to its background",
     )
+    effect: str | None = Field(
+        None, description="for output=effect: blur or color:#RRGGBB (background replaced)"
+    )
+    classes: str | None = Field(
+        None, description="cutout/effect: the subject's classes, comma-separated (default: "
+        "all but background)",
+    )  # fmt: skip
+    feather: float | None = Field(None, ge=0, le=200, description="cutout/effect: soft edge, px")
+    strength: float | None = Field(None, ge=0, le=500, description="effect=blur: radius, px")
+    invert: bool = Field(False, description="cutout/effect: keep the background, not the subject")
     class_: str | None = Field(
         None, alias="class", description="class name or index, for output=confidence"
     )
@@ -43,7 +55,38 @@ class RequestOptions(BaseModel):
             raise ValueError("output=confidence needs class=<name or index>, e.g. class=person")
         if self.class_ and self.output != "confidence":
             raise ValueError("class is only used with output=confidence")
+        if self.output == "effect" and not self.effect:
+            raise ValueError("output=effect needs effect=blur or effect=color:#RRGGBB")
+        if self.effect and self.output != "effect":
+            raise ValueError("effect is only used with output=effect (output=cutout needs none)")
+        matte = self.output in ("cutout", "effect")
+        for name in ("classes", "feather", "strength"):
+            if getattr(self, name) is not None and not matte:
+                raise ValueError(f"{name} is only used with output=cutout or output=effect")
+        if self.invert and not matte:
+            raise ValueError("invert is only used with output=cutout or output=effect")
         return self
+
+    def effect_spec(self):
+        """The seglite.effects.Effect this request asks for (cutout or effect=), or None."""
+        if self.output not in ("cutout", "effect"):
+            return None
+        from ..effects import parse
+
+        spec = "cutout" if self.output == "cutout" else (self.effect or "")
+        if spec.lower().startswith("image:"):
+            raise OptionError(
+                "effect=image: would read a file on the server: use effect=blur or "
+                "effect=color:#RRGGBB (or compose the cutout yourself)"
+            )
+        if self.output == "effect" and spec.lower().strip() == "cutout":
+            raise OptionError("effect=cutout: ask for output=cutout instead")
+        return parse(spec, strength=self.strength, invert=self.invert)
+
+    def class_names(self) -> list[str] | None:
+        if not self.classes:
+            return None
+        return [c.strip() for c in self.classes.split(",") if c.strip()] or None
 
 
 _OPTION_NAMES = tuple((f.alias or name) for name, f in RequestOptions.model_fields.items())
@@ -78,6 +121,7 @@ def resolve(
 ) -> tuple[RequestOptions, ModelPool, int | None]:
     """Options, the model's pool and the confidence class index, or a 422."""
     opts = parse_options(items)
+    opts.effect_spec()  # a bad effect spec is a 422 before the upload is read
     pool = service.pool(opts.model)
     return opts, pool, class_index(pool, opts)
 

@@ -41,7 +41,10 @@ class Rendered:
 def segmenter_options(seg: Segmenter, opts: RequestOptions) -> SegmentOptions:
     """What one request asks of the Segmenter: its defaults, with confidence masks for
     output=confidence and the accurate preset for accurate=true."""
-    options = seg.options.replace(output_confidence_masks=opts.output == "confidence")
+    wants = opts.output == "confidence" or (
+        opts.output in ("cutout", "effect") and seg.backend.output_kind != "argmax"
+    )
+    options = seg.options.replace(output_confidence_masks=wants)
     return options.accurate_preset() if opts.accurate else options
 
 
@@ -79,6 +82,31 @@ def confidence_png(
         out = out.resize(full, Image.Resampling.BILINEAR)
     result.timings.postprocess += (time.perf_counter() - t1) * 1e3
     return result, viz.png_bytes(out), full
+
+
+def effect_png(
+    seg: Segmenter, picture: Image.Image, opts: RequestOptions, options: SegmentOptions
+) -> tuple[SegmentationResult, bytes]:
+    """output=cutout / effect: the matte from the probabilities of a copy reduced as for
+    output=confidence (bounded memory), refined along the full-size photo's edges."""
+    from ..effects import apply
+    from ..matte import matte_from_probability, subject_probability
+
+    n = len(seg.label_set)
+    h_in, w_in = seg.input_size
+    budget = max(h_in * w_in, min(4 * h_in * w_in, CONFIDENCE_BUDGET // (4 * n)))
+    full = picture.size
+    small = picture
+    if full[0] * full[1] > budget:
+        s = math.sqrt(budget / (full[0] * full[1]))
+        small = resize(picture, (max(1, round(full[0] * s)), max(1, round(full[1] * s))))
+    result = seg.segment(small, options)
+    t = time.perf_counter()
+    p, soft = subject_probability(result, opts.class_names())
+    alpha = matte_from_probability(p, full, picture, soft=soft, feather=opts.feather)
+    png = viz.png_bytes(apply(picture, alpha, opts.effect_spec()))
+    result.timings.postprocess += (time.perf_counter() - t) * 1e3
+    return result, png
 
 
 def refuse_bombs(data: bytes, max_pixels: int | None) -> None:
@@ -126,9 +154,12 @@ def render(
         t0 = time.perf_counter()
         picture = load_image(data, max_pixels=seg.max_pixels).image  # decoded once, for both
         decode_ms = (time.perf_counter() - t0) * 1e3
-        result = seg.segment(picture, options)
+        if opts.output in ("cutout", "effect"):  # matte, effect and PNG count as postprocess
+            result, png = effect_png(seg, picture, opts, options)
+        else:
+            result = seg.segment(picture, options)
         result.timings.decode += decode_ms
-        size = result.size
+        size = picture.size
         t = time.perf_counter()
         if opts.output == "overlay":
             drawn = viz.overlay(picture, result, alpha=opts.alpha, legend=opts.legend)
