@@ -301,9 +301,19 @@ class LiteRTBackend(Described):
 def _rewritten_model(data: bytes, fuse_argmax: bool, cut_final_resize: bool, mean, std):
     """(model bytes, coarse factor, fused?, squashes?) of the rewritten graph, or None.
 
-    Cached: unpacking and packing a flatbuffer with the object API takes ~40 ms of Python,
-    and a service opens the same model once per worker.
+    Cached in memory and on disk (rewrite_cache): unpacking and packing a flatbuffer with
+    the object API takes 40-200 ms of Python, and a service opens the same model once per
+    worker, a CLI run once per process.
     """
+    from .rewrite_cache import load_or_build
+
+    return load_or_build(
+        data, (fuse_argmax, cut_final_resize, mean, std),
+        lambda: _rewrite_graph(data, fuse_argmax, cut_final_resize, mean, std),
+    )  # fmt: skip
+
+
+def _rewrite_graph(data: bytes, fuse_argmax: bool, cut_final_resize: bool, mean, std):
     from ..tflite_file import pack_model, unpack_model
     from .final_resize import cut_final_resize as cut
     from .fused_argmax import add_argmax_output
