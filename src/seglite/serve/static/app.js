@@ -18,6 +18,8 @@ const el = {
   busy: $("busy"), tip: $("tip"), cameraBar: $("camera-bar"), capture: $("capture"),
   live: $("live"), cameraClose: $("camera-close"), error: $("error"), status: $("status"),
   legend: $("legend"), timings: $("timings"), serverInfo: $("server-info"),
+  effect: $("effect"), effectOptions: $("effect-options"), effectColor: $("effect-color"),
+  invert: $("invert"),
 };
 
 const state = {
@@ -28,7 +30,23 @@ const state = {
   result: null, // last JSON answer
   seq: 0, // request counter: only the latest answer is drawn
   stream: null, // webcam MediaStream
+  effect: null, // decoded output=cutout / output=effect picture, shown instead of the blend
 };
+
+// The request for what the "Show" picker asks: the class mask (blended here), or an effect
+// the server draws (POST /v1/segment output=cutout | output=effect).
+function requestParams() {
+  const fx = el.effect.value;
+  if (!fx) return new URLSearchParams({ output: "mask", embed: "true" });
+  const params = new URLSearchParams({ embed: "true" });
+  if (fx === "cutout") params.set("output", "cutout");
+  else {
+    params.set("output", "effect");
+    params.set("effect", fx === "color" ? `color:${el.effectColor.value}` : fx);
+  }
+  if (el.invert.checked) params.set("invert", "true");
+  return params;
+}
 
 // -- small helpers ------------------------------------------------------------------------------
 
@@ -129,7 +147,7 @@ async function segment(blob, name, { keepView = false } = {}) {
       state.image = null;
     }
   }
-  const params = new URLSearchParams({ output: "mask", embed: "true" });
+  const params = requestParams();
   if (el.model.value) params.set("model", el.model.value);
   if (el.accurate.checked) params.set("accurate", "true");
   const form = new FormData();
@@ -156,9 +174,15 @@ async function segment(blob, name, { keepView = false } = {}) {
     return false;
   }
   try {
-    const maskImg = await loadImage(`data:image/png;base64,${body.image}`);
-    if (!state.image) state.image = maskImg; // nothing else to show the mask over
-    state.mask = buildMask(maskImg, body);
+    const picture = await loadImage(`data:image/png;base64,${body.image}`);
+    if (body.output === "mask") {
+      if (!state.image) state.image = picture; // nothing else to show the mask over
+      state.mask = buildMask(picture, body);
+      state.effect = null;
+    } else {
+      state.effect = picture;
+      state.mask = null;
+    }
   } catch (err) {
     showError(`Cannot draw the result: ${err.message}`);
     return false;
@@ -167,7 +191,7 @@ async function segment(blob, name, { keepView = false } = {}) {
   state.result.roundTrip = roundTrip;
   el.tip.hidden = true;
   el.saveMask.href = `data:image/png;base64,${body.image}`;
-  el.saveMask.download = `${stem(name)}.mask.png`;
+  el.saveMask.download = `${stem(name)}.${body.output === "mask" ? "mask" : el.effect.value}.png`;
   render();
   showLegend(body);
   showTimings(body, roundTrip);
@@ -179,6 +203,7 @@ async function segment(blob, name, { keepView = false } = {}) {
 function resetResult() {
   state.result = null;
   state.mask = null;
+  state.effect = null;
   el.legend.replaceChildren(node("li", "empty", "No result."));
   el.timings.replaceChildren(node("dt", "", "Round trip"), node("dd", "", "–"));
   el.status.textContent = "";
@@ -197,6 +222,7 @@ async function showOriginal(blob) {
     URL.revokeObjectURL(url);
   }
   state.mask = null;
+  state.effect = null;
   render();
 }
 
@@ -242,6 +268,8 @@ function drawComposite(ctx, w, h) {
 }
 
 function render() {
+  if (state.effect) return renderEffect();
+  el.view.classList.remove("checker");
   const src = state.mask ? state.mask.canvas : state.image;
   if (!src) return;
   const fullW = state.mask ? state.mask.width : src.naturalWidth || src.width;
@@ -254,6 +282,26 @@ function render() {
   el.view.hidden = false;
   el.placeholder.hidden = true;
   if (!state.stream) el.video.hidden = true;
+}
+
+function renderEffect() {
+  const src = state.effect;
+  const scale = Math.min(1, MAX_VIEW_SIDE / Math.max(src.naturalWidth, src.naturalHeight));
+  const w = Math.max(1, Math.round(src.naturalWidth * scale));
+  const h = Math.max(1, Math.round(src.naturalHeight * scale));
+  if (el.view.width !== w || el.view.height !== h) { el.view.width = w; el.view.height = h; }
+  const ctx = el.view.getContext("2d");
+  ctx.clearRect(0, 0, w, h);
+  ctx.drawImage(src, 0, 0, w, h);
+  el.view.classList.toggle("checker", el.effect.value === "cutout");
+  el.view.hidden = false;
+  el.placeholder.hidden = true;
+  if (!state.stream) el.video.hidden = true;
+}
+
+function showEffectOptions() {
+  el.effectOptions.hidden = !el.effect.value;
+  el.effectColor.hidden = el.effect.value !== "color";
 }
 
 function showLegend(body) {
@@ -457,6 +505,9 @@ function wire() {
   el.file.addEventListener("change", () => { pickFile(el.file.files[0]); el.file.value = ""; });
   el.model.addEventListener("change", () => { describeModel(); resend(); });
   el.accurate.addEventListener("change", resend);
+  el.effect.addEventListener("change", () => { showEffectOptions(); resend(); });
+  el.effectColor.addEventListener("change", resend);
+  el.invert.addEventListener("change", resend);
   el.opacity.addEventListener("input", () => {
     el.opacityValue.textContent = `${el.opacity.value}%`;
     render();

@@ -1,0 +1,40 @@
+"""The web page's effect picker in headless Chromium: a cutout over a checkerboard, a colour
+background, against a real `seglite serve` (the fixture of test_serve_browser.py)."""
+
+from __future__ import annotations
+
+from conftest import EXAMPLES
+from test_serve_browser import browser_page  # noqa: F401  (the fixture: server, browser, page)
+
+PIXEL = """([x, y]) => {
+    const c = document.querySelector('#view');
+    return Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data);
+}"""
+
+
+def _segment(page, path) -> None:
+    page.evaluate("() => { document.body.dataset.state = 'idle'; }")
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("body[data-state='done']", state="attached", timeout=60_000)
+
+
+def test_cutout_over_a_checkerboard_and_a_colour_background(browser_page):  # noqa: F811
+    page, _, problems = browser_page
+    page.select_option("#effect", "cutout")
+    _segment(page, EXAMPLES / "astronaut.jpg")
+    assert page.evaluate("document.querySelector('#view').classList.contains('checker')")
+    assert page.evaluate("[document.querySelector('#view').width, "
+                         "document.querySelector('#view').height]") == [512, 512]  # fmt: skip
+    assert page.evaluate(PIXEL, [10, 10])[3] == 0  # the wall: transparent
+    assert page.evaluate(PIXEL, [256, 400])[3] == 255  # her suit: opaque
+    assert "person" in page.locator("#legend").inner_text().lower()
+
+    page.select_option("#effect", "color")  # re-sent with the picked colour
+    page.wait_for_selector("#effect-color", state="visible")
+    page.evaluate("() => { document.body.dataset.state = 'idle'; }")
+    page.wait_for_selector("body[data-state='done']", state="attached", timeout=60_000)
+    assert not page.evaluate("document.querySelector('#view').classList.contains('checker')")
+    r, g, b, a = page.evaluate(PIXEL, [10, 10])
+    assert (abs(r - 0x00) + abs(g - 0xB1) + abs(b - 0x40)) < 12 and a == 255
+    page.select_option("#effect", "")
+    assert not problems, problems
