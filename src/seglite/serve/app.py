@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import ImageError, require
-from . import exposure, render
+from . import exposure, live, render
 from .config import REQUEST_MAX_PIXELS, ServeConfig, default_workers
 from .errors import UploadTimeout, install_error_handlers
 from .options import resolve
@@ -217,6 +217,8 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
         status = service.status()
         body = {"status": status, "models": list(service.pools), **service.stats()}
         return JSONResponse(body, status_code=200 if status == "ready" else 503)
+
+    live.register(app, service, config)  # the /v1/live WebSocket (serve/live.py)
 
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
