@@ -38,3 +38,41 @@ def test_cutout_over_a_checkerboard_and_a_colour_background(browser_page):  # no
     assert (abs(r - 0x00) + abs(g - 0xB1) + abs(b - 0x40)) < 12 and a == 255
     page.select_option("#effect", "")
     assert not problems, problems
+
+
+HASH = """() => {
+    const c = document.querySelector('#view');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i += 97) h = (h * 31 + d[i]) >>> 0;
+    return h;
+}"""
+
+
+def test_live_camera_over_one_websocket_keeps_its_latency_flat(browser_page):  # noqa: F811
+    """Chromium's fake camera (a moving test pattern) in live mode: frames per second on
+    screen, the picture follows the video, and the latency does not grow over 20 s."""
+    import time
+
+    page, _, problems = browser_page
+    page.click("#webcam")
+    page.wait_for_selector("#camera-bar", state="visible", timeout=15_000)
+    page.check("#live")
+    page.wait_for_selector("#fps[data-frames='5']", state="attached", timeout=60_000)
+    early = float(page.get_attribute("#fps", "data-latency"))
+    seen = {page.evaluate(HASH)}
+    frames0, t0 = int(page.get_attribute("#fps", "data-frames")), time.monotonic()
+    while time.monotonic() - t0 < 20:
+        time.sleep(2)
+        seen.add(page.evaluate(HASH))
+    frames = int(page.get_attribute("#fps", "data-frames")) - frames0
+    late = float(page.get_attribute("#fps", "data-latency"))
+    fps = float(page.get_attribute("#fps", "data-fps"))
+    print(f"live: {fps} fps, median latency {early} -> {late} ms, {frames} frames in 20 s")
+    assert "fps" in page.locator("#fps").inner_text() and fps > 0.5, fps
+    assert frames >= 10, frames  # a continuous view, at the rate the server sustains
+    assert len(seen) >= 5  # the drawn picture follows the moving camera image
+    assert late <= 2 * early + 150, (early, late)  # no queue builds up
+    page.uncheck("#live")
+    page.click("#camera-close")
+    assert not problems, problems

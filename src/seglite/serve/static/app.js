@@ -17,7 +17,7 @@ const el = {
   stage: $("stage"), view: $("view"), video: $("video"), placeholder: $("placeholder"),
   busy: $("busy"), tip: $("tip"), cameraBar: $("camera-bar"), capture: $("capture"),
   live: $("live"), cameraClose: $("camera-close"), error: $("error"), status: $("status"),
-  legend: $("legend"), timings: $("timings"), serverInfo: $("server-info"),
+  legend: $("legend"), timings: $("timings"), serverInfo: $("server-info"), fps: $("fps"),
   effect: $("effect"), effectOptions: $("effect-options"), effectColor: $("effect-color"),
   invert: $("invert"),
 };
@@ -31,6 +31,7 @@ const state = {
   seq: 0, // request counter: only the latest answer is drawn
   stream: null, // webcam MediaStream
   effect: null, // decoded output=cutout / output=effect picture, shown instead of the blend
+  live: null, // the /v1/live WebSocket while live mode is on
 };
 
 // The request for what the "Show" picker asks: the class mask (blended here), or an effect
@@ -443,6 +444,7 @@ async function openCamera() {
 
 function closeCamera() {
   el.live.checked = false;
+  stopLive();
   if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
   state.stream = null;
   el.video.srcObject = null;
@@ -475,18 +477,93 @@ async function captureFrame() {
   await segment(blob, "webcam.jpg");
 }
 
-// Live mode: one frame in flight at a time, shown as soon as its mask arrives.
-async function liveLoop() {
-  while (el.live.checked && state.stream) {
+// Live mode: one WebSocket (/v1/live), options sent once, then one frame in flight at a time:
+// the next frame leaves when the previous answer arrived, so nothing queues anywhere and the
+// frame rate is what the server sustains. The answer is drawn over the frame it belongs to.
+function liveOptions() {
+  const opts = Object.fromEntries(requestParams());
+  delete opts.embed;
+  if (el.model.value) opts.model = el.model.value;
+  if (el.accurate.checked) opts.accurate = "true";
+  if (API_KEY) opts.api_key = API_KEY;
+  return opts;
+}
+
+function liveLoop() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/v1/live`);
+  ws.binaryType = "blob";
+  const live = { sent: null, frame: null, summary: null, done: [], latencies: [] };
+  state.live = ws;
+  clearError();
+
+  async function sendFrame() {
+    if (!el.live.checked || !state.stream || ws.readyState !== WebSocket.OPEN) return;
     const frame = grabFrame(LIVE_SIDE);
-    if (!frame) { await new Promise((r) => setTimeout(r, 100)); continue; }
+    if (!frame) { setTimeout(sendFrame, 100); return; }
     const blob = await canvasBlob(frame);
-    state.image = frame;
-    const ok = await segment(blob, "webcam.jpg", { keepView: true });
-    if (!ok) { el.live.checked = false; break; }
-    el.video.hidden = true;
+    live.frame = frame;
+    live.sent = performance.now();
+    ws.send(blob);
   }
-  if (state.stream) { el.video.hidden = false; el.view.hidden = true; }
+
+  function showRate(latency) {
+    const now = performance.now();
+    live.done.push(now);
+    while (live.done.length && now - live.done[0] > 2000) live.done.shift();
+    live.latencies.push(latency);
+    if (live.latencies.length > 30) live.latencies.shift();
+    const fps = live.done.length > 1 ? (live.done.length - 1) / ((now - live.done[0]) / 1000) : 0;
+    const sorted = [...live.latencies].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    el.fps.textContent = `${fps.toFixed(1)} fps · ${Math.round(median)} ms`;
+    el.fps.dataset.fps = fps.toFixed(2);
+    el.fps.dataset.latency = median.toFixed(1);
+    el.fps.dataset.frames = String(Number(el.fps.dataset.frames || 0) + 1);
+  }
+
+  ws.addEventListener("open", () => ws.send(JSON.stringify(liveOptions())));
+  ws.addEventListener("message", async (event) => {
+    if (typeof event.data === "string") {
+      const msg = JSON.parse(event.data);
+      if (msg.error) { showError(msg.detail || msg.error); el.live.checked = false; ws.close(); return; }
+      if (msg.ready) { sendFrame(); return; }
+      live.summary = msg;
+      return;
+    }
+    const body = live.summary;
+    const frame = live.frame;
+    const latency = performance.now() - live.sent;
+    sendFrame(); // the next frame goes out while this answer is drawn
+    if (!body || !frame) return;
+    try {
+      const url = URL.createObjectURL(event.data);
+      const picture = await loadImage(url);
+      URL.revokeObjectURL(url);
+      state.image = frame;
+      if (body.output === "mask") { state.mask = buildMask(picture, body); state.effect = null; }
+      else { state.effect = picture; state.mask = null; }
+      state.result = body;
+      render();
+      el.video.hidden = true;
+      showLegend(body);
+      showTimings(body, latency);
+      showRate(latency);
+    } catch (err) {
+      showError(`Cannot draw the result: ${err.message}`);
+    }
+  });
+  ws.addEventListener("close", () => {
+    if (state.live === ws) state.live = null;
+    el.live.checked = false;
+    if (state.stream) { el.video.hidden = false; el.view.hidden = true; }
+  });
+  ws.addEventListener("error", () => showError("The live connection failed."));
+}
+
+function stopLive() {
+  if (state.live) state.live.close();
+  state.live = null;
 }
 
 // -- wiring -------------------------------------------------------------------------------------
@@ -516,7 +593,7 @@ function wire() {
   el.webcam.addEventListener("click", openCamera);
   el.capture.addEventListener("click", captureFrame);
   el.cameraClose.addEventListener("click", closeCamera);
-  el.live.addEventListener("change", () => { if (el.live.checked) liveLoop(); });
+  el.live.addEventListener("change", () => { if (el.live.checked) liveLoop(); else stopLive(); });
   el.view.addEventListener("mousemove", onHover);
   el.view.addEventListener("mouseleave", () => { el.tip.hidden = true; });
 
