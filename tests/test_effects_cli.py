@@ -88,6 +88,7 @@ def test_a_folder_over_two_processes_and_an_argmax_model(tmp_path):
         (["--effect", "blur", "--classes", "unicorn"], "--classes unicorn"),
         (["--feather", "3"], "give --effect too"),
         (["--effect", "cutout", "--feather", "-2"], "--feather must be"),
+        (["--smooth", "0.5"], "--smooth is for videos and streams"),
     ],
 )
 def test_bad_effect_options_are_one_line(tmp_path, args, message):

@@ -166,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
 
     videos = [s for s in args.paths if not is_uri(s) and is_video(s) and not Path(s).is_dir()]
     images = [s for s in args.paths if s not in videos]
+    if args.smooth is not None and not videos:
+        raise OptionError("--smooth is for videos and streams: give a video or --stream")
     if videos and (args.jobs or args.ray):
         raise OptionError("--jobs and --ray are for images; a video runs on one model (--threads)")
     failed = 0
