@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .image import ImageSource, load_image
+from .png_stream import encode_bands
 from .result import SegmentationResult
 
 # Classes that mean "nothing in particular": left uncoloured in overlays.
@@ -36,8 +37,39 @@ def overlay(
     outline: bool = True,
 ) -> Image.Image:
     """The image with each class painted in its colour, outlined, and a legend of classes."""
+    width, height, bands = _overlay_bands(image, result, alpha, legend, outline)
+    canvas = Image.new("RGB", (width, height))
+    y = 0
+    for band in bands:
+        canvas.paste(Image.fromarray(band), (0, y))
+        y += len(band)
+    return canvas
+
+
+def overlay_png(
+    image: ImageSource | Image.Image,
+    result: SegmentationResult,
+    *,
+    alpha: float = 0.55,
+    legend: bool = True,
+    outline: bool = True,
+    compress_level: int = 1,
+) -> bytes:
+    """:func:`overlay` as PNG bytes, encoded band by band (png_stream): no full-size
+    picture is made besides the photo, which is what bounds a service's memory per
+    request (a 16 MP overlay: the photo, its mask and the PNG)."""
+    width, height, bands = _overlay_bands(image, result, alpha, legend, outline)
+    return encode_bands(width, height, 3, bands, level=compress_level)
+
+
+def _overlay_bands(image, result: SegmentationResult, alpha: float, legend: bool, outline: bool):
+    """(width, height, bands): the overlay picture as an iterator of row bands.
+
+    Painted band by band from the photo: the working memory is a few MB at any photo
+    size (a 16 MP overlay once took 52 bytes a pixel in float32)."""
     base = load_image(image, max_pixels=None).image if not isinstance(image, Image.Image) else image
-    base = base.convert("RGB")
+    if base.mode != "RGB":  # convert() copies even when nothing changes: 64 MB at 16 MP
+        base = base.convert("RGB")
     if base.size != result.size:
         base = base.resize(result.size, Image.Resampling.BILINEAR)
     mask = result.category_mask
@@ -46,17 +78,26 @@ def overlay(
     names = result.label_set.names
     skip = np.array([i for i, n in enumerate(names) if n.lower() in UNCOLOURED], dtype=np.int64)
     lut = result.label_set.palette_lut()
-    width = max(1, round(max(mask.shape) / 400)) if outline else 0
+    edge = max(1, round(max(mask.shape) / 400)) if outline else 0
     a = round(alpha * 256)
-    # Painted band by band straight into the output canvas: one full-size picture besides
-    # the photo, whatever its size (a 16 MP overlay once took 52 bytes a pixel in float32).
-    canvas = _legend_canvas(base.size, result) if legend else Image.new("RGB", base.size)
-    for y0 in range(0, mask.shape[0], _BAND):
-        y1 = min(y0 + _BAND, mask.shape[0])
-        band = np.array(base.crop((0, y0, base.width, y1)))
-        _paint_band(band, mask, lut, skip, a, y0, y1, width)
-        canvas.paste(Image.fromarray(band), (0, y0))
-    return canvas
+    panel = _legend_panel(base.size, result) if legend else None
+    w, h = base.size
+    height = max(h, len(panel)) if panel is not None else h
+    width = w + (panel.shape[1] if panel is not None else 0)
+
+    def bands():
+        for y0 in range(0, height, _BAND):
+            y1 = min(y0 + _BAND, height)
+            if y0 < h:
+                photo = np.array(base.crop((0, y0, w, min(y1, h))))
+                _paint_band(photo, mask, lut, skip, a, y0, min(y1, h), edge)
+                if y1 > h:  # a legend taller than the photo: white below it
+                    photo = np.concatenate([photo, np.full((y1 - h, w, 3), 255, np.uint8)])
+            else:
+                photo = np.full((y1 - y0, w, 3), 255, np.uint8)
+            yield photo if panel is None else np.concatenate([photo, panel[y0:y1]], axis=1)
+
+    return width, height, bands()
 
 
 _BAND = 256  # rows blended at a time: working memory stays a few MB at any photo size
@@ -102,8 +143,9 @@ def _edges(mask: np.ndarray, width: int = 1) -> np.ndarray:
     return edge
 
 
-def _legend_canvas(size: tuple[int, int], result: SegmentationResult) -> Image.Image:
-    """A white canvas wide enough for the photo (left, to be pasted) and the class legend."""
+def _legend_panel(size: tuple[int, int], result: SegmentationResult) -> np.ndarray:
+    """The class legend beside a photo of ``size``: (rows, width, 3) uint8, white ground,
+    at least the photo's height."""
     w, h = size
     fractions = result.fractions
     rows = list(fractions.items())[:24]
@@ -116,17 +158,17 @@ def _legend_canvas(size: tuple[int, int], result: SegmentationResult) -> Image.I
     text_w = max((measure.textlength(t, font=font) for t in texts), default=0)
     panel_w = int(pad * 3 + line + text_w)
     panel_h = max(h, pad * 2 + line * len(rows))
-    canvas = Image.new("RGB", (w + panel_w, panel_h), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
+    panel = Image.new("RGB", (panel_w, panel_h), (255, 255, 255))
+    draw = ImageDraw.Draw(panel)
     for k, (name, text) in enumerate(zip((n for n, _ in rows), texts)):
         y = pad + k * line
         colour = result.label_set.color(result.label_set.index(name))
-        x = w + pad
+        x = pad
         draw.rectangle([x, y + 2, x + line - 4, y + line - 4], fill=colour, outline=(60, 60, 60))
         draw.text(
             (x + line + pad // 2, y + (line - fsize) // 2 - 1), text, fill=(20, 20, 20), font=font
         )
-    return canvas
+    return np.asarray(panel)
 
 
 def mask_image(result: SegmentationResult) -> Image.Image:

@@ -20,6 +20,7 @@ from PIL import Image
 from .. import viz
 from ..errors import ImageTooLargeError
 from ..image import load_image, resize
+from ..memory import TRIM_AFTER_PIXELS, release_free_memory
 from ..result import SegmentationResult
 from ..segmenter import Segmenter, SegmentOptions
 from . import exposure
@@ -141,7 +142,25 @@ def render(
     started: float,
     admitted: float,
 ) -> Rendered:
-    """Decode, segment, draw and encode: everything CPU-bound, off the event loop."""
+    """Decode, segment, draw and encode: everything CPU-bound, off the event loop.
+
+    After a large picture, the memory its arrays took goes back to the system (once they
+    are freed, on return from _render): a service must not stay at its largest request."""
+    rendered = _render(seg, data, opts, class_index, started, admitted)
+    width, height = rendered.summary.get("width", 0), rendered.summary.get("height", 0)
+    if width * height >= TRIM_AFTER_PIXELS:
+        release_free_memory()
+    return rendered
+
+
+def _render(
+    seg: Segmenter,
+    data: bytes,
+    opts: RequestOptions,
+    class_index: int | None,
+    started: float,
+    admitted: float,
+) -> Rendered:
     queue_ms = (time.perf_counter() - admitted) * 1e3
     refuse_bombs(data, seg.max_pixels)
     options = segmenter_options(seg, opts)
@@ -162,9 +181,9 @@ def render(
         size = picture.size
         t = time.perf_counter()
         if opts.output == "overlay":
-            drawn = viz.overlay(picture, result, alpha=opts.alpha, legend=opts.legend)
-            del picture  # the photo's memory is free before the PNG is encoded
-            png = viz.png_bytes(drawn)
+            # encoded band by band: no second full-size picture beside the photo
+            png = viz.overlay_png(picture, result, alpha=opts.alpha, legend=opts.legend)
+            del picture
         elif opts.output == "mask":
             png = viz.png_bytes(viz.mask_image(result))
         encode_ms = (time.perf_counter() - t) * 1e3
