@@ -592,3 +592,53 @@ def test_graceful_shutdown_finishes_the_request_in_flight(tmp_path):
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_request_heads_sent_a_byte_at_a_time_are_cut_off(tmp_path):
+    """Slowloris: clients that trickle (or never send) their request headers get a 408 and
+    are disconnected at --header-timeout, while a normal request is served meanwhile; a
+    kept-alive connection gets the same deadline for its next request head."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seglite", "serve", "--port", str(port), "--workers", "1",
+         "--header-timeout", "1.5", "--log-level", "warning"],
+        env={**os.environ, "SEGLITE_MODEL_DIR": str(MODEL_DIR)}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    socks = []
+    try:
+        _wait_ready(proc, base, log)
+        silent = socket.create_connection(("127.0.0.1", port))
+        trickle = socket.create_connection(("127.0.0.1", port))
+        socks += [silent, trickle]
+        t0 = time.monotonic()
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127":  # never finished
+            trickle.sendall(bytes([byte]))
+            time.sleep(0.02)
+        r = httpx.post(f"{base}/v1/segment", content=GOOD, headers={"content-type": "image/jpeg"})
+        assert r.status_code == 200
+        for s in (silent, trickle):
+            s.settimeout(5)
+            answer = s.recv(200)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert s.recv(200) == b""  # closed
+        assert time.monotonic() - t0 < 4
+        # kept alive: one full request, then the next head never completes
+        kept = socket.create_connection(("127.0.0.1", port))
+        socks.append(kept)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        kept.settimeout(5)
+        answer = b""
+        while not answer.endswith(b"}"):  # the whole response: head, then the JSON body
+            answer += kept.recv(500)
+        assert answer.startswith(b"HTTP/1.1 200")
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 12")
+        assert kept.recv(200).startswith(b"HTTP/1.1 408")
+        assert httpx.get(f"{base}/healthz").status_code == 200
+    finally:
+        for s in socks:
+            s.close()
+        proc.kill()
+        proc.wait()
+        log.close()

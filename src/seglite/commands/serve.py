@@ -71,6 +71,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="seconds a client may take to send its upload; slower ones get 408 (default: 60)",
     )
     p.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a client may take to send its request headers; slower ones get 408 "
+        "and are disconnected (default: 10)",
+    )
+    p.add_argument(
         "--max-connections",
         type=int_at_least(2),
         default=256,
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise MissingExtraError("python-multipart is not installed: pip install 'seglite[serve]'")
 
     from ..serve.app import REQUEST_MAX_PIXELS, ServeConfig, create_app, default_workers
+    from ..serve.header_deadline import header_deadline_protocol
 
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port must be between 0 and 65535, got {args.port}")
@@ -166,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             server_header=False,
             limit_concurrency=config.max_connections,
             timeout_keep_alive=config.keep_alive,
+            http=header_deadline_protocol(args.header_timeout),
         )
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
