@@ -11,6 +11,7 @@ Quirks handled here and nowhere else:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +22,23 @@ from .errors import ModelError
 
 
 def voc_colormap(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (bit-interleaved class id), shape (n, 3) uint8."""
-    cmap = np.zeros((n, 3), dtype=np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[i] = (r, g, b)
+    """The PASCAL VOC colour map (bit-interleaved class id), shape (n, 3) uint8.
+
+    A fresh copy each call (callers edit their palette); computed once per size, since
+    every mask PNG asks for it."""
+    return _voc_colormap(n).copy()
+
+
+@functools.cache
+def _voc_colormap(n: int) -> np.ndarray:
+    c = np.arange(n, dtype=np.int64)
+    cmap = np.zeros((n, 3), dtype=np.int64)
+    for j in range(8):
+        for channel in range(3):
+            cmap[:, channel] |= ((c >> channel) & 1) << (7 - j)
+        c = c >> 3
+    cmap = cmap.astype(np.uint8)
+    cmap.flags.writeable = False
     return cmap
 
 
