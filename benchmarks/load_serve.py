@@ -8,7 +8,7 @@ sampled peak, and after the load.
 
     python benchmarks/load_serve.py [--requests 500] [--concurrency 16] [--json out.json]
 
-Needs seglite[serve] and httpx; psutil is used when installed (else /proc).
+Needs seglite[serve] and httpx; memory is read from /proc (Linux).
 """
 
 from __future__ import annotations
@@ -34,17 +34,27 @@ DEFAULT_IMAGES = (
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB (psutil if present, else /proc)."""
-    try:
-        import psutil
+    """Resident memory of a process and its descendants (--processes) in MB (/proc)."""
 
-        return psutil.Process(pid).memory_info().rss / 1e6
-    except ImportError:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
+    def one(p: int) -> float:
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024 / 1e6
+        except OSError:
+            pass
+        return 0.0
+
+    def tree(p: int) -> list[int]:
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                kids = [int(c) for c in fh.read().split()]
+        except OSError:
+            kids = []
+        return [p] + [d for k in kids for d in tree(k)]
+
+    return sum(one(p) for p in tree(pid)) if Path(f"/proc/{pid}").exists() else float("nan")
 
 
 def single_thread_rate(model: str, data: bytes, seconds: float, max_runs: int) -> dict:
@@ -82,6 +92,8 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     ]  # fmt: skip
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    if getattr(args, "processes", 1) > 1:
+        cmd += ["--processes", str(args.processes)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -163,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default="json", choices=("json", "mask", "overlay"))
     p.add_argument("--workers", type=int, default=None, help="server workers (default: its own)")
     p.add_argument("--threads", type=int, default=1, help="threads per interpreter")
+    p.add_argument("--processes", type=int, default=1, help="server processes (--processes)")
     p.add_argument("--max-seconds", type=float, default=180, help="stop issuing requests after")
     p.add_argument(
         "--single-seconds", type=float, default=5, help="time for the single-thread rate"

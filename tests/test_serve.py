@@ -3,6 +3,7 @@ graceful shutdown. The web page in a real browser is in test_serve_browser.py.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -18,6 +19,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -641,4 +643,49 @@ def test_request_heads_sent_a_byte_at_a_time_are_cut_off(tmp_path):
             s.close()
         proc.kill()
         proc.wait()
+        log.close()
+
+
+def test_processes_share_the_port_and_stop_together(tmp_path):
+    """--processes 2: two spawned server processes answer on one port (concurrent requests
+    all succeed), and SIGTERM to the parent stops both."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seglite", "serve", "--port", str(port), "--processes", "2",
+         "--workers", "1", "--log-level", "warning"],
+        env={**os.environ, "SEGLITE_MODEL_DIR": str(MODEL_DIR)}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_ready(proc, base, log)
+
+        def servers() -> list[int]:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            return [int(c) for c in children
+                    if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]  # fmt: skip
+
+        deadline = time.monotonic() + 60
+        while len(servers()) < 2 or httpx.get(f"{base}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the second process did not start"
+            time.sleep(0.2)
+        pids = servers()
+        assert len(pids) == 2
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                rs = await asyncio.gather(*[
+                    client.post(f"{base}/v1/segment?output=mask", content=GOOD,
+                                headers={"content-type": "image/jpeg"}) for _ in range(8)
+                ])  # fmt: skip
+            return [r.status_code for r in rs]
+
+        assert asyncio.run(burst()) == [200] * 8
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        assert not any(Path(f"/proc/{p}").exists() for p in pids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         log.close()

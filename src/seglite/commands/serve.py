@@ -71,6 +71,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="seconds a client may take to send its upload; slower ones get 408 (default: 60)",
     )
     p.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="server processes sharing the port, each with its own models, --workers and "
+        "--queue: HTTP and encoding then run beside inference on every core (default: 1)",
+    )
+    p.add_argument(
         "--header-timeout",
         type=_positive_float,
         default=10.0,
@@ -134,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         raise MissingExtraError("python-multipart is not installed: pip install 'seglite[serve]'")
 
     from ..serve.app import REQUEST_MAX_PIXELS, ServeConfig, create_app, default_workers
-    from ..serve.header_deadline import header_deadline_protocol
+    from ..serve.header_deadline import HeaderDeadlineProtocol
 
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port must be between 0 and 65535, got {args.port}")
@@ -155,32 +162,16 @@ def run(args: argparse.Namespace) -> int:
     )
     app = create_app(config)  # loads every model now: a bad one fails here, in one line
     service = app.state.service
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, with /readyz turning 503 as soon as shutdown begins."""
-
-        def handle_exit(self, sig, frame) -> None:
-            service.draining = True
-            super().handle_exit(sig, frame)
-
-    server = Server(
-        uvicorn.Config(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            access_log=not args.no_access_log,
-            timeout_graceful_shutdown=args.graceful_timeout,
-            server_header=False,
-            limit_concurrency=config.max_connections,
-            timeout_keep_alive=config.keep_alive,
-            http=header_deadline_protocol(args.header_timeout),
-        )
-    )
+    options = dict(
+        host=args.host, port=args.port, log_level=args.log_level, access_log=not args.no_access_log,
+        timeout_graceful_shutdown=args.graceful_timeout, server_header=False,
+        limit_concurrency=config.max_connections, timeout_keep_alive=config.keep_alive,
+    )  # fmt: skip
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"seglite serve: http://{host}:{sock.getsockname()[1]}/  models: {', '.join(service.pools)}; "
-        f"{config.workers} workers x {config.threads} threads, queue {config.queue}",
+        + (f"{args.processes} processes x " if args.processes > 1 else "")
+        + f"{config.workers} workers x {config.threads} threads, queue {config.queue}",
         file=sys.stderr,
     )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -189,6 +180,17 @@ def run(args: argparse.Namespace) -> int:
             + ("" if config.api_key else "; no API key (--api-key-env), anyone can call it"),
             file=sys.stderr,
         )
+    if args.processes > 1:
+        from ..serve.processes import run_processes
+
+        del app, service  # validated here; each process loads its own models
+        run_processes(
+            args.processes, config, sock, {**options, "header_timeout": args.header_timeout}
+        )
+        return 0
+    server_config = uvicorn.Config(app, http=HeaderDeadlineProtocol, **options)
+    server_config.header_timeout = args.header_timeout
+    server = uvicorn.Server(server_config)
     server.run(sockets=[sock])
     return 0 if server.started else 1
 

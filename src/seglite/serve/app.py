@@ -59,6 +59,29 @@ PAGE_CSP = (
 )
 
 
+def _drain_on_exit_signals(service: Service) -> None:
+    """/readyz answers 503 as soon as shutdown begins, in every server process.
+
+    uvicorn installs its SIGINT/SIGTERM handlers before the lifespan starts; this chains
+    onto them. Only a served app's lifespan runs in the main thread (a TestClient's does
+    not, and leaves signals alone)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum, frame, previous=previous) -> None:
+            service.draining = True
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
 def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
     """Load the models (once; errors surface here, before serving) and build the app."""
     if config is None:
@@ -76,6 +99,7 @@ def create_app(config: ServeConfig | None = None, **overrides: Any) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        _drain_on_exit_signals(service)
         log.info(
             "seglite serve ready: models %s, %d workers x %d threads, queue %d",
             ", ".join(service.pools),

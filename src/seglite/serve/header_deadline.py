@@ -27,39 +27,44 @@ _REQUEST_TIMEOUT = (
 )
 
 
-def header_deadline_protocol(header_timeout: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol class with a ``header_timeout`` (seconds) on request heads."""
+DEFAULT_HEADER_TIMEOUT = 10.0
 
-    class HeaderDeadlineProtocol(H11Protocol):
-        _deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on request heads.
 
-        def data_received(self, data: bytes) -> None:
-            if self._deadline is None and self.conn.their_state is h11.IDLE:
-                self._arm()  # the first bytes of the next request on a kept-alive connection
-            super().data_received(data)
-            if self._deadline is not None and self.conn.their_state is not h11.IDLE:
-                self._disarm()  # the head is in: the body has the read timeout
+    The deadline is the uvicorn Config's ``header_timeout`` attribute (seconds), set by
+    ``seglite serve``: a module-level class and a plain attribute, so that the Config
+    pickles into the processes of ``--processes N``."""
 
-        def connection_lost(self, exc) -> None:
-            self._disarm()
-            super().connection_lost(exc)
+    _deadline: asyncio.TimerHandle | None = None
 
-        def _arm(self) -> None:
-            self._deadline = self.loop.call_later(header_timeout, self._too_slow)
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
 
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self.conn.their_state is h11.IDLE:
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)
+        if self._deadline is not None and self.conn.their_state is not h11.IDLE:
+            self._disarm()  # the head is in: the body has the read timeout
 
-        def _too_slow(self) -> None:
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        timeout = getattr(self.config, "header_timeout", DEFAULT_HEADER_TIMEOUT)
+        self._deadline = self.loop.call_later(timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
             self._deadline = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.write(_REQUEST_TIMEOUT)
-                self.transport.close()
 
-    return HeaderDeadlineProtocol
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.write(_REQUEST_TIMEOUT)
+            self.transport.close()
