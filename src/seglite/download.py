@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import DownloadError
+from .files import sha256_file  # noqa: F401  (callers import it from here too)
 
 CHUNK = 1 << 16
 USER_AGENT = "seglite (python urllib)"
@@ -42,15 +43,6 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """The hex sha256 of a file, read in chunks so large files do not fill memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _hint(dest: Path) -> str:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from .download import download, sha256_file
 from .errors import ModelError, ModelNotFoundError, OptionError
+from .files import sha256_file
 from .labels import LABEL_SETS
 
 DEFAULT_MODEL = "deeplabv3"
@@ -308,8 +308,7 @@ for _e in (
         input_size=(144, 256),
         quantized=False,
         output="sigmoid",
-        description="MediaPipe Selfie Segmentation for 144x256 landscape frames; faster "
-        "(shipped)",
+        description="MediaPipe Selfie Segmentation for 144x256 landscape frames; faster (shipped)",
         source="google-ai-edge/mediapipe",
         license="Apache-2.0",
         packaged=True,
@@ -468,6 +467,8 @@ def resolve(
             f"downloading it; place {entry.filename} in $SEGLITE_MODEL_DIR or unset "
             f"SEGLITE_OFFLINE"
         )
+    from .download import download  # http and tqdm: only when something is downloaded
+
     dest.unlink(missing_ok=True)  # a cached file that failed its checksum
     download(url, dest, entry.sha256, size=entry.size, progress=progress, timeout=timeout)
     return ResolvedModel(dest, entry, "download")

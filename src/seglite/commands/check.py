@@ -8,7 +8,7 @@ import sys
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..data import DATASET_KINDS
+    from ..data.kinds import DATASET_KINDS
 
     p = sub.add_parser(
         "check",

@@ -13,7 +13,7 @@ NATIVE_ACCURATE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..data.layouts import DATASET_KINDS
+    from ..data.kinds import DATASET_KINDS
 
     p = sub.add_parser(
         "eval",

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..batch import Outcome, Outputs, walk_images
 from ..cli import add_model_options, segmenter_kwargs
 from ..errors import OptionError
+
+if TYPE_CHECKING:
+    from ..batch import Outcome
 
 DEFAULT_OUT = "seglite-out"
 _LISTED_FAILURES = 20
@@ -190,7 +193,8 @@ def _read_list(path: str) -> list[str]:
 
 
 def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> int:
-    from ..batch import (
+    from ..batch import (  # here, not at the top: a one-image run never needs the pool
+        Outputs,
         SegmenterSpec,
         claim_output,
         is_uri,
@@ -198,6 +202,7 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
         make_sink,
         plan,
         run_record,
+        walk_images,
         walk_uris,
     )
     from ..segmenter import Segmenter

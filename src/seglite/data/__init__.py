@@ -7,10 +7,25 @@ knows (``layouts``); ``check.check_dataset`` reports what is wrong with one.
 
 from __future__ import annotations
 
-from .datasets import SegmentationDataset, camvid_dataset, voc_dataset
-from .folders import folder_dataset
-from .layouts import DATASET_KINDS, detect_kind, list_splits, open_dataset
-from .transforms import EvalTransform, TrainTransform, normalize
+import importlib
+
+# name -> submodule: loaded on first use (PEP 562), so that the CLI, which asks only for
+# DATASET_KINDS to build its parser, does not import every dataset reader at start-up.
+_WHERE = {
+    "SegmentationDataset": "datasets", "camvid_dataset": "datasets", "voc_dataset": "datasets",
+    "folder_dataset": "folders", "DATASET_KINDS": "kinds", "detect_kind": "layouts",
+    "list_splits": "layouts", "open_dataset": "layouts", "EvalTransform": "transforms",
+    "TrainTransform": "transforms", "normalize": "transforms",
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DATASET_KINDS",

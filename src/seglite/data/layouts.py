@@ -17,10 +17,8 @@ from pathlib import Path
 from ..errors import DatasetError
 from . import benchmarks, coco, folders
 from .datasets import SegmentationDataset, camvid_dataset, voc_dataset
+from .kinds import DATASET_KINDS
 
-DATASET_KINDS = (
-    "auto", "voc", "camvid", "folder", "coco", "cityscapes", "ade20k", "oxford_pets",
-)  # fmt: skip
 LAYOUT_HELP = (
     "VOC: JPEGImages/ + SegmentationClass/; CamVid: <split>/ + <split>annot/; "
     "folder: images/ + masks/ + labels.txt or class_dict.csv; COCO: annotations/*.json or "
