@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +57,34 @@ def rss_mb(pid: int) -> float:
         return [p] + [d for k in kids for d in tree(k)]
 
     return sum(one(p) for p in tree(pid)) if Path(f"/proc/{pid}").exists() else float("nan")
+
+
+@contextlib.contextmanager
+def rss_sampled(pid: int, every: float = 0.05) -> Iterator[list[float]]:
+    """Sample the process tree's RSS every ``every`` seconds while the block runs."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every):
+            samples.append(rss_mb(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        sampler.join()
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL after 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def single_thread_rate(model: str, data: bytes, seconds: float, max_runs: int) -> dict:
@@ -205,27 +235,13 @@ def main(argv: list[str] | None = None) -> int:
             httpx.post(f"{base}/v1/segment", content=data, headers={"content-type": "image/jpeg"})
         rss_warm = rss_mb(proc.pid)
 
-        samples: list[float] = []
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(0.05):
-                samples.append(rss_mb(proc.pid))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
         print(f"{args.requests} requests, concurrency {args.concurrency} ...", file=sys.stderr)
-        result = asyncio.run(load(base, data, args))
-        stop.set()
-        sampler.join()
+        with rss_sampled(proc.pid, every=0.05) as samples:
+            result = asyncio.run(load(base, data, args))
         rss_after = rss_mb(proc.pid)
         served = httpx.get(f"{base}/readyz").json()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
     lat = result["latencies"]
     failures = sum(result["errors"].values())

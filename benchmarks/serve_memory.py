@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import argparse
 import io
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_serve import free_port, rss_mb, start_server, wait_ready  # noqa: E402
+from load_serve import (  # noqa: E402
+    free_port,
+    rss_mb,
+    rss_sampled,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,31 +64,17 @@ def main(argv=None) -> int:
         for output in [o.strip() for o in args.outputs.split(",") if o.strip()]:
             time.sleep(0.5)
             before = rss_mb(proc.pid)
-            samples: list[float] = []
-            stop = threading.Event()
-
-            def sample(stop=stop, samples=samples) -> None:
-                while not stop.wait(0.01):
-                    samples.append(rss_mb(proc.pid))
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
             t0 = time.perf_counter()
-            r = httpx.post(f"{base}/v1/segment?output={output}", content=data, headers=headers,
-                           timeout=120)  # fmt: skip
+            with rss_sampled(proc.pid, every=0.01) as samples:
+                r = httpx.post(f"{base}/v1/segment?output={output}", content=data,
+                               headers=headers, timeout=120)  # fmt: skip
             seconds = time.perf_counter() - t0
-            stop.set()
-            sampler.join()
             time.sleep(0.5)
             after = rss_mb(proc.pid)
             rows.append((output, r.status_code, len(r.content), max(samples, default=after) - before,
                          after - before, seconds))  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     print(f"one {size[0]}x{size[1]} JPEG ({len(data) / 1e6:.1f} MB), model {args.model}, 1 worker")
     print(
         f"{'output':<9} {'status':>6} {'response MB':>11} {'peak +MB':>9} {'kept +MB':>9} {'s':>6}"

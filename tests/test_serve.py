@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import os
@@ -496,61 +497,66 @@ def _wait_ready(proc: subprocess.Popen, base: str, log) -> None:
         time.sleep(0.1)
 
 
-def test_slow_senders_do_not_lock_out_whole_uploads(tmp_path):
-    """20 clients that announce a body and never send it: a normal request is still served
-    within 2 s, /readyz counts them as uploads, and each is cut off at the read timeout."""
+@contextlib.contextmanager
+def _served(tmp_path, *options: str) -> Iterator[tuple[subprocess.Popen, str, int]]:
+    """A `seglite serve` subprocess on a free loopback port, ready; killed afterwards."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seglite", "serve", "--port", str(port), "--workers", "1",
-         "--queue", "0", "--read-timeout", "3", "--log-level", "warning"],
+        [sys.executable, "-m", "seglite", "serve", "--port", str(port), "--log-level", "warning",
+         *options],
         env={**os.environ, "SEGLITE_MODEL_DIR": str(MODEL_DIR)}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    socks = []
     try:
         _wait_ready(proc, base, log)
-        for _ in range(20):
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
-                      b"Content-Length: 100000\r\n\r\n")  # fmt: skip
-            socks.append(s)
-        deadline = time.monotonic() + 20
-        while httpx.get(f"{base}/readyz").json()["uploading"] < 20:
-            assert time.monotonic() < deadline, "the slow senders were not all admitted as uploads"
-            time.sleep(0.05)
-        t0 = time.monotonic()
-        r = httpx.post(f"{base}/v1/segment", content=GOOD, headers={"content-type": "image/jpeg"})
-        assert r.status_code == 200 and time.monotonic() - t0 < 2, r.text
-        ready = httpx.get(f"{base}/readyz").json()
-        assert ready["status"] == "ready" and ready["in_progress"] == 0
-        # bound to loopback, `seglite serve` answers loopback host names only (DNS rebinding)
-        assert httpx.get(f"{base}/healthz", headers={"host": "evil.example"}).status_code == 400
-        time.sleep(3.5)  # the read timeout cuts every slow sender off with a 408
-        answers = [s.recv(200) for s in socks]
-        assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:2]
-        assert httpx.get(f"{base}/readyz").json()["uploading"] == 0
+        yield proc, base, port
     finally:
-        for s in socks:
-            s.close()
-        proc.kill()
-        proc.wait()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         log.close()
+
+
+def test_slow_senders_do_not_lock_out_whole_uploads(tmp_path):
+    """20 clients that announce a body and never send it: a normal request is still served
+    within 2 s, /readyz counts them as uploads, and each is cut off at the read timeout."""
+    socks = []
+    options = ("--workers", "1", "--queue", "0", "--read-timeout", "3")
+    with _served(tmp_path, *options) as (proc, base, port):
+        try:
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                          b"Content-Length: 100000\r\n\r\n")  # fmt: skip
+                socks.append(s)
+            deadline = time.monotonic() + 20
+            while httpx.get(f"{base}/readyz").json()["uploading"] < 20:
+                assert time.monotonic() < deadline, (
+                    "the slow senders were not all admitted as uploads"
+                )
+                time.sleep(0.05)
+            t0 = time.monotonic()
+            r = httpx.post(
+                f"{base}/v1/segment", content=GOOD, headers={"content-type": "image/jpeg"}
+            )
+            assert r.status_code == 200 and time.monotonic() - t0 < 2, r.text
+            ready = httpx.get(f"{base}/readyz").json()
+            assert ready["status"] == "ready" and ready["in_progress"] == 0
+            # bound to loopback, `seglite serve` answers loopback host names only (DNS rebinding)
+            assert httpx.get(f"{base}/healthz", headers={"host": "evil.example"}).status_code == 400
+            time.sleep(3.5)  # the read timeout cuts every slow sender off with a 408
+            answers = [s.recv(200) for s in socks]
+            assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:2]
+            assert httpx.get(f"{base}/readyz").json()["uploading"] == 0
+        finally:
+            for s in socks:
+                s.close()
 
 
 def test_graceful_shutdown_finishes_the_request_in_flight(tmp_path):
     """SIGTERM while an upload is half sent: the listener closes, the request still succeeds."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seglite", "serve", "--port", str(port), "--workers", "1",
-         "--queue", "0", "--log-level", "warning"],
-        env={**os.environ, "SEGLITE_MODEL_DIR": str(MODEL_DIR)}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        _wait_ready(proc, base, log)
-
+    with _served(tmp_path, "--workers", "1", "--queue", "0") as (proc, base, _):
         go = threading.Event()
 
         def slow_body() -> Iterator[bytes]:
@@ -589,76 +595,53 @@ def test_graceful_shutdown_finishes_the_request_in_flight(tmp_path):
             r = inflight.result(30)
         assert r.status_code == 200 and {"person", "horse"} <= _labels(r.json())
         assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_request_heads_sent_a_byte_at_a_time_are_cut_off(tmp_path):
     """Slowloris: clients that trickle (or never send) their request headers get a 408 and
     are disconnected at --header-timeout, while a normal request is served meanwhile; a
     kept-alive connection gets the same deadline for its next request head."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seglite", "serve", "--port", str(port), "--workers", "1",
-         "--header-timeout", "1.5", "--log-level", "warning"],
-        env={**os.environ, "SEGLITE_MODEL_DIR": str(MODEL_DIR)}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
     socks = []
-    try:
-        _wait_ready(proc, base, log)
-        silent = socket.create_connection(("127.0.0.1", port))
-        trickle = socket.create_connection(("127.0.0.1", port))
-        socks += [silent, trickle]
-        t0 = time.monotonic()
-        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127":  # never finished
-            trickle.sendall(bytes([byte]))
-            time.sleep(0.02)
-        r = httpx.post(f"{base}/v1/segment", content=GOOD, headers={"content-type": "image/jpeg"})
-        assert r.status_code == 200
-        for s in (silent, trickle):
-            s.settimeout(5)
-            answer = s.recv(200)
-            assert answer.startswith(b"HTTP/1.1 408"), answer
-            assert s.recv(200) == b""  # closed
-        assert time.monotonic() - t0 < 4
-        # kept alive: one full request, then the next head never completes
-        kept = socket.create_connection(("127.0.0.1", port))
-        socks.append(kept)
-        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        kept.settimeout(5)
-        answer = b""
-        while not answer.endswith(b"}"):  # the whole response: head, then the JSON body
-            answer += kept.recv(500)
-        assert answer.startswith(b"HTTP/1.1 200")
-        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 12")
-        assert kept.recv(200).startswith(b"HTTP/1.1 408")
-        assert httpx.get(f"{base}/healthz").status_code == 200
-    finally:
-        for s in socks:
-            s.close()
-        proc.kill()
-        proc.wait()
-        log.close()
+    with _served(tmp_path, "--workers", "1", "--header-timeout", "1.5") as (_, base, port):
+        try:
+            silent = socket.create_connection(("127.0.0.1", port))
+            trickle = socket.create_connection(("127.0.0.1", port))
+            socks += [silent, trickle]
+            t0 = time.monotonic()
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: 127":  # never finished
+                trickle.sendall(bytes([byte]))
+                time.sleep(0.02)
+            r = httpx.post(
+                f"{base}/v1/segment", content=GOOD, headers={"content-type": "image/jpeg"}
+            )
+            assert r.status_code == 200
+            for s in (silent, trickle):
+                s.settimeout(5)
+                answer = s.recv(200)
+                assert answer.startswith(b"HTTP/1.1 408"), answer
+                assert s.recv(200) == b""  # closed
+            assert time.monotonic() - t0 < 4
+            # kept alive: one full request, then the next head never completes
+            kept = socket.create_connection(("127.0.0.1", port))
+            socks.append(kept)
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            kept.settimeout(5)
+            answer = b""
+            while not answer.endswith(b"}"):  # the whole response: head, then the JSON body
+                answer += kept.recv(500)
+            assert answer.startswith(b"HTTP/1.1 200")
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 12")
+            assert kept.recv(200).startswith(b"HTTP/1.1 408")
+            assert httpx.get(f"{base}/healthz").status_code == 200
+        finally:
+            for s in socks:
+                s.close()
 
 
 def test_processes_share_the_port_and_stop_together(tmp_path):
     """--processes 2: two spawned server processes answer on one port (concurrent requests
     all succeed), and SIGTERM to the parent stops both."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seglite", "serve", "--port", str(port), "--processes", "2",
-         "--workers", "1", "--log-level", "warning"],
-        env={**os.environ, "SEGLITE_MODEL_DIR": str(MODEL_DIR)}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        _wait_ready(proc, base, log)
+    with _served(tmp_path, "--processes", "2", "--workers", "1") as (proc, base, _):
 
         def servers() -> list[int]:
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -684,8 +667,3 @@ def test_processes_share_the_port_and_stop_together(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
         assert not any(Path(f"/proc/{p}").exists() for p in pids)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()

@@ -7,6 +7,7 @@ the summary that goes into JSON or headers.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -134,6 +135,22 @@ def refuse_bombs(data: bytes, max_pixels: int | None) -> None:
         )
 
 
+def _gives_memory_back(render_fn):
+    """After a large picture, the memory its arrays took goes back to the system (once
+    they are freed, on return): a service must not stay at its largest request."""
+
+    @functools.wraps(render_fn)
+    def wrapper(*args, **kwargs) -> Rendered:
+        rendered = render_fn(*args, **kwargs)
+        width, height = rendered.summary.get("width", 0), rendered.summary.get("height", 0)
+        if width * height >= TRIM_AFTER_PIXELS:
+            release_free_memory()
+        return rendered
+
+    return wrapper
+
+
+@_gives_memory_back
 def render(
     seg: Segmenter,
     data: bytes,
@@ -142,25 +159,7 @@ def render(
     started: float,
     admitted: float,
 ) -> Rendered:
-    """Decode, segment, draw and encode: everything CPU-bound, off the event loop.
-
-    After a large picture, the memory its arrays took goes back to the system (once they
-    are freed, on return from _render): a service must not stay at its largest request."""
-    rendered = _render(seg, data, opts, class_index, started, admitted)
-    width, height = rendered.summary.get("width", 0), rendered.summary.get("height", 0)
-    if width * height >= TRIM_AFTER_PIXELS:
-        release_free_memory()
-    return rendered
-
-
-def _render(
-    seg: Segmenter,
-    data: bytes,
-    opts: RequestOptions,
-    class_index: int | None,
-    started: float,
-    admitted: float,
-) -> Rendered:
+    """Decode, segment, draw and encode: everything CPU-bound, off the event loop."""
     queue_ms = (time.perf_counter() - admitted) * 1e3
     refuse_bombs(data, seg.max_pixels)
     options = segmenter_options(seg, opts)
