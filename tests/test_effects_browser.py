@@ -51,24 +51,30 @@ HASH = """() => {
 
 def test_live_camera_over_one_websocket_keeps_its_latency_flat(browser_page):  # noqa: F811
     """Chromium's fake camera (a moving test pattern) in live mode: frames per second on
-    screen, the picture follows the video, and the latency does not grow over 20 s."""
+    screen, the picture follows the video, and the latency does not grow (20 s here;
+    SEGLITE_LIVE_SECONDS=60 for a minute)."""
+    import os
     import time
 
     page, _, problems = browser_page
     page.click("#webcam")
     page.wait_for_selector("#camera-bar", state="visible", timeout=15_000)
     page.check("#live")
-    page.wait_for_selector("#fps[data-frames='5']", state="attached", timeout=60_000)
+    deadline = time.monotonic() + 60
+    while int(page.get_attribute("#fps", "data-frames") or 0) < 5:  # a count, not one value
+        assert time.monotonic() < deadline, page.locator("#error").inner_text()
+        time.sleep(0.2)
     early = float(page.get_attribute("#fps", "data-latency"))
     seen = {page.evaluate(HASH)}
     frames0, t0 = int(page.get_attribute("#fps", "data-frames")), time.monotonic()
-    while time.monotonic() - t0 < 20:
+    seconds = float(os.environ.get("SEGLITE_LIVE_SECONDS", "20"))  # 60 for the README figure
+    while time.monotonic() - t0 < seconds:
         time.sleep(2)
         seen.add(page.evaluate(HASH))
     frames = int(page.get_attribute("#fps", "data-frames")) - frames0
     late = float(page.get_attribute("#fps", "data-latency"))
     fps = float(page.get_attribute("#fps", "data-fps"))
-    print(f"live: {fps} fps, median latency {early} -> {late} ms, {frames} frames in 20 s")
+    print(f"live: {fps} fps, median latency {early} -> {late} ms, {frames} frames in {seconds} s")
     assert "fps" in page.locator("#fps").inner_text() and fps > 0.5, fps
     assert frames >= 10, frames  # a continuous view, at the rate the server sustains
     assert len(seen) >= 5  # the drawn picture follows the moving camera image

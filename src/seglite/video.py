@@ -45,7 +45,7 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpe
 _CODECS = {".webm": ("libvpx-vp9", "libvpx"), ".avi": ("mpeg4",)}
 _DEFAULT_CODECS = ("libx264", "h264", "mpeg4")
 # Video mattes skip the guided filter: on the benchmarks it moves the outline by little
-# (benchmarks/matte_quality.py: IoU +0.0-0.5, boundary F +0.2-3.7) and costs 2-4x the model
+# (benchmarks/matte_quality.py: IoU +0.0-0.5, boundary F +0.0-3.7) and costs 1-4x the model
 # per frame (benchmarks/effects_cost.py); photos keep it.
 VIDEO_MATTE_GRID = 256
 _FORMATS = {".mkv": "matroska", ".m4v": "mp4", ".ts": "mpegts", ".mpg": "mpeg", ".wmv": "asf"}
