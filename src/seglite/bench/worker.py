@@ -65,7 +65,7 @@ class _Session:
         if cfg.stage == "invoke":
             pixels = self.input.pixels(backend.input_size)
             self._call = lambda: backend.run(pixels)
-        device = getattr(backend, "device", "cpu")
+        device = getattr(backend, "device", "cpu")  # torch only: where the model runs
         t0 = time.perf_counter_ns()
         out = self._call()
         first_ms = _ms_since(t0)
@@ -90,7 +90,7 @@ class _Session:
             "input_size": [h, w],
             "output": output,
             "device": "cpu" if str(device).startswith("cpu") else str(device),
-            "num_threads": int(getattr(backend, "num_threads", cfg.threads)),
+            "num_threads": int(backend.num_threads),
         }
 
     def run(self, n: int) -> list[float]:

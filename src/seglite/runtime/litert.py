@@ -13,6 +13,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..errors import ModelError
+from ..files import first_line
 from ..postprocess.bilinear import upsample_align_corners
 from . import fit_pixels, normalize_into, read_model_file
 from .info import DEFAULT_MEAN, DEFAULT_STD, UNIT_MEAN, UNIT_STD, Described, ModelInfo, ReducedRun
@@ -95,7 +96,7 @@ class LiteRTBackend(Described):
             raise self._load_error(exc) from None
 
     def _load_error(self, exc: Exception) -> ModelError:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, limit=1000)
         return ModelError(f"{self.path}: the TFLite runtime cannot load this model ({first})")
 
     def _rewrite(self, data: bytes, fuse_argmax: bool, cut_final_resize: bool) -> bool:
