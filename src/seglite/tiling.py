@@ -21,16 +21,16 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
 
 from .image import LoadedImage, model_pixels, resize, to_array
 from .postprocess import softmax, upsample_ids
-from .postprocess.bilinear import resize_hwc
+from .postprocess.bilinear import resize_hwc, upsample_align_corners
 from .result import Timings
 from .runtime import Backend
 
 PAD_VALUE = 127  # mid-grey: where the resized photo is smaller than a tile
 OVERLAP = 1 / 3  # tiles advance by 2/3 of their size
+COARSE_SOFTMAX = True  # softmax before the final upsampling where the backend allows it
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -74,12 +74,34 @@ class _Fuser:
         self.invocations += 1
         return out
 
+    def _coarse_probabilities(self, pixels: np.ndarray) -> np.ndarray | None:
+        """Softmax of the model's scores before its final upsampling, where the backend's
+        reduced path exposes them (a cut align-corners resize): 64 times fewer pixels to
+        exponentiate than at the model's output size; upsampled afterwards. None where
+        the backend has no such path."""
+        reduced = self.backend.reduced
+        if reduced is None or reduced.coarse_factor is None:
+            return None
+        t0 = time.perf_counter()
+        probs = reduced.run(
+            pixels[None], lambda scores, ids: softmax(scores[0].astype(np.float32), inplace=True)
+        )
+        self.t.invoke += (time.perf_counter() - t0) * 1e3
+        self.invocations += 1
+        return upsample_align_corners(probs, reduced.coarse_factor)
+
     def add(self, target: np.ndarray, pixels: np.ndarray) -> None:
         """Add the probabilities (or one-hot votes) for ``pixels`` into ``target`` (th, tw, C);
         the backend squashes pixels of another size to its input."""
+        th, tw = target.shape[:2]
+        coarse = self._coarse_probabilities(pixels) if COARSE_SOFTMAX else None
+        if coarse is not None:
+            t0 = time.perf_counter()
+            target += coarse if coarse.shape[:2] == (th, tw) else resize_hwc(coarse, (tw, th))
+            self.t.postprocess += (time.perf_counter() - t0) * 1e3
+            return
         out = self._run(pixels)
         t0 = time.perf_counter()
-        th, tw = target.shape[:2]
         if out.ndim == 2:
             if out.shape != (th, tw):
                 out = upsample_ids(out, (tw, th))
@@ -93,11 +115,9 @@ class _Fuser:
             target += probs
         self.t.postprocess += (time.perf_counter() - t0) * 1e3
 
-    def squash(self, img: Image.Image) -> np.ndarray:
+    def squash(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for the photo squashed to the model's input (``model_pixels``)."""
         h_in, w_in = self.backend.input_size
-        t0 = time.perf_counter()
-        pixels = model_pixels(img, (w_in, h_in))
-        self.t.preprocess += (time.perf_counter() - t0) * 1e3
         total = np.zeros((h_in, w_in, self.num_classes), dtype=np.float32)
         self.add(total, pixels)
         return total
@@ -143,15 +163,18 @@ def fused_scores(
     fused = np.zeros((work[1], work[0], num_classes), dtype=np.float32)
     passes = 0
     for scale in scales:
+        # Each scale's pixels are made once; the mirrored pass reads them backwards (the
+        # bilinear resize is symmetric, so that is the resize of the mirrored photo).
+        t0 = time.perf_counter()
+        if scale == 1.0:
+            h_in, w_in = model_hw
+            scaled = model_pixels(img, (w_in, h_in))
+        else:
+            scaled = to_array(resize(img, scaled_size(img.size, model_hw, scale)))
+        timings.preprocess += (time.perf_counter() - t0) * 1e3
         for mirrored in (False, True) if flip else (False,):
-            src = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored else img
-            if scale == 1.0:
-                probs = fuser.squash(src)
-            else:
-                t0 = time.perf_counter()
-                pixels = to_array(resize(src, scaled_size(img.size, model_hw, scale)))
-                timings.preprocess += (time.perf_counter() - t0) * 1e3
-                probs = fuser.tiled(pixels)
+            pixels = np.ascontiguousarray(scaled[:, ::-1]) if mirrored else scaled
+            probs = fuser.squash(pixels) if scale == 1.0 else fuser.tiled(pixels)
             t0 = time.perf_counter()
             if mirrored:
                 probs = probs[:, ::-1]
