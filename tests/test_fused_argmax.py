@@ -58,8 +58,19 @@ def test_fused_and_plain_paths_give_identical_masks(name):
         assert np.array_equal(a.confidence_masks, b.confidence_masks)
 
 
-def test_accurate_mode_does_not_pay_for_the_fused_op():
-    assert Segmenter("deeplabv3", scales=(1.0, 1.5)).backend.reduced is None
+def test_accurate_mode_reads_the_scores_before_the_cut_upsampling(monkeypatch):
+    """Accurate mode takes each tile's softmax on the model's 33x33 grid through the reduced
+    path (the fused argmax rides along unused), then upsamples probabilities: the same
+    classes as the softmax of the model's full 257x257 output, but at the boundary of two
+    near-equal classes."""
+    import seglite.tiling as tiling
+
+    seg = Segmenter("deeplabv3", scales=(1.0, 1.5), flip=True)
+    assert seg.backend.reduced is not None and seg.backend.reduced.coarse_factor == (8, 8)
+    coarse = seg.segment(EXAMPLES / "astronaut.jpg").category_mask
+    monkeypatch.setattr(tiling, "COARSE_SOFTMAX", False)
+    full = seg.segment(EXAMPLES / "astronaut.jpg").category_mask
+    assert (coarse == full).mean() > 0.995
 
 
 def test_results_do_not_hold_the_interpreter_and_errors_release_it(starter):

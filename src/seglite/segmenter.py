@@ -138,12 +138,13 @@ class Segmenter:
         self.entry = resolved.entry
         self.model_path: Path = resolved.path
         self.model_name = resolved.entry.name if resolved.entry else resolved.path.name
-        # The plain path takes the low-resolution argmax from the model's own graph.
+        # The plain path takes the low-resolution argmax from the model's own graph; accurate
+        # mode takes the scores before the cut upsampling from the same reduced path (tiling).
         self.backend: Backend = open_backend(
             resolved.path,
             backend=backend,
             num_threads=num_threads,
-            fuse_argmax=options.output_category_mask and not options.accurate,
+            fuse_argmax=options.output_category_mask,
             cut_final_resize=not options.output_confidence_masks,
         )
         self._plans: dict[SegmentOptions, _Plan] = {}

@@ -74,30 +74,35 @@ class _Fuser:
         self.invocations += 1
         return out
 
-    def _coarse_probabilities(self, pixels: np.ndarray) -> np.ndarray | None:
-        """Softmax of the model's scores before its final upsampling, where the backend's
-        reduced path exposes them (a cut align-corners resize): 64 times fewer pixels to
-        exponentiate than at the model's output size; upsampled afterwards. None where
-        the backend has no such path."""
+    def _coarse_factor(self) -> tuple[int, int] | None:
+        """The cut final upsampling's factor where the backend's reduced path exposes the
+        scores before it (probabilities can then be made and fused on that coarse grid)."""
         reduced = self.backend.reduced
-        if reduced is None or reduced.coarse_factor is None:
+        if not COARSE_SOFTMAX or reduced is None or reduced.coarse_factor is None:
             return None
+        return reduced.coarse_factor
+
+    def _coarse_probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """Softmax of the model's scores before its final upsampling: 64 times fewer pixels
+        to exponentiate than at the model's output size (only with a _coarse_factor)."""
         t0 = time.perf_counter()
-        probs = reduced.run(
+        probs = self.backend.reduced.run(
             pixels[None], lambda scores, ids: softmax(scores[0].astype(np.float32), inplace=True)
         )
         self.t.invoke += (time.perf_counter() - t0) * 1e3
         self.invocations += 1
-        return upsample_align_corners(probs, reduced.coarse_factor)
+        return probs
 
     def add(self, target: np.ndarray, pixels: np.ndarray) -> None:
         """Add the probabilities (or one-hot votes) for ``pixels`` into ``target`` (th, tw, C);
         the backend squashes pixels of another size to its input."""
         th, tw = target.shape[:2]
-        coarse = self._coarse_probabilities(pixels) if COARSE_SOFTMAX else None
-        if coarse is not None:
+        factor = self._coarse_factor()
+        if factor is not None:
+            coarse = self._coarse_probabilities(pixels)
             t0 = time.perf_counter()
-            target += coarse if coarse.shape[:2] == (th, tw) else resize_hwc(coarse, (tw, th))
+            probs = upsample_align_corners(coarse, factor)
+            target += probs if probs.shape[:2] == (th, tw) else resize_hwc(probs, (tw, th))
             self.t.postprocess += (time.perf_counter() - t0) * 1e3
             return
         out = self._run(pixels)
