@@ -14,6 +14,10 @@ so they do not flicker; ``effect`` (:mod:`seglite.effects`: blur, color:, image:
 video of the effect instead of the overlay.
 
 Decoding runs on a helper thread, so it overlaps inference. PyAV is the ``video`` extra.
+
+Over 400 lines because files and live streams share one frame pipeline (decode thread,
+model view, smoothing, effects, overlay); what differs (the writer, the live report) is
+small and lives beside it.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ disk, in this order:
 Files in the model dir and cache are checked against the recorded sha256 once per process.
 A wrong file in the model dir is the user's to fix (we say so); a wrong cached file is ours,
 so it is deleted and downloaded again.
+
+Its length is mostly the registry itself (``register(...)`` entries, one per model with
+its provenance, label set and checksum); the resolution logic is the last 180 lines.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Images go through the one per-image function in ``seglite.batch``, run in this p
 (``--jobs 1``), in N worker processes (``--jobs N``) or on Ray (``--ray``). Re-running the
 same command skips images whose outputs are complete, so a killed run resumes where it
 stopped. Videos and streams go through ``seglite.video``.
+
+Over 400 lines because it is the front end of three inputs (images, videos, a stream)
+whose flags interlock (--out, --effect, --smooth); each path is a function calling into
+batch/ or video.py, and the parser is a third of the file.
 """
 
 from __future__ import annotations

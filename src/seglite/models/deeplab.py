@@ -7,6 +7,9 @@ at the input's size (bilinear, ``align_corners=True`` as in TF1 DeepLab).
 
 Every model carries ``model.config``: the builder's keyword arguments, resolved, so that
 ``deeplab(**model.config)`` rebuilds the same architecture (checkpoints store it).
+
+A little over 400 lines: the model class and its one validated builder, whose option
+checks are most of the file.
 """
 
 from __future__ import annotations
