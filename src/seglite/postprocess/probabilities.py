@@ -1,6 +1,9 @@
-"""Class probabilities: the one softmax, and confidence planes at the photo's size."""
+"""Class probabilities: the one softmax, confidence planes at the photo's size, and the
+budgeted single-class path (a reduced grid for all classes, one class to full size)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -42,3 +45,45 @@ def confidence_planes(
     softmax-ed here; or already ``probabilities``)."""
     probs = scores if probabilities else softmax(scores.astype(np.float32), axis=-1)
     return upsample_bilinear(np.ascontiguousarray(probs.transpose(2, 0, 1)), size)
+
+
+def probability_pixels(model_hw: tuple[int, int], num_classes: int, budget_bytes: int) -> int:
+    """How many pixels' worth of all ``num_classes`` float32 probability planes fit
+    ``budget_bytes``: at least the model's input area, at most four times it (the model's
+    own output is that coarse, so a finer grid adds nothing but bytes)."""
+    area = model_hw[0] * model_hw[1]
+    return max(area, min(4 * area, budget_bytes // (4 * num_classes)))
+
+
+def reduced_size(size: tuple[int, int], model_hw: tuple[int, int], num_classes: int,
+                 budget_bytes: int) -> tuple[int, int]:  # fmt: skip
+    """The (width, height), aspect kept and never above the photo's, at which the
+    probability planes of a photo of ``size`` stay within ``probability_pixels``."""
+    budget = probability_pixels(model_hw, num_classes, budget_bytes)
+    w, h = size
+    if w * h <= budget:
+        return size
+    s = math.sqrt(budget / (w * h))
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+_BAND = 256  # output rows interpolated at a time
+
+
+def class_plane_u8(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One class's (h, w) probability as uint8 (0-255) at ``size`` = (width, height), by
+    bilinear.py's convention, a band of rows at a time: a 12 MP plane costs its 12 MB, not
+    48 MB of float32."""
+    h, w = prob.shape
+    out_w, out_h = size
+    prob = prob.astype(np.float32, copy=False)
+    y0, y1, wy = bilinear_axis(h, out_h)
+    x0, x1, wx = bilinear_axis(w, out_w)
+    out = np.empty((out_h, out_w), np.uint8)
+    for a in range(0, out_h, _BAND):
+        b = min(a + _BAND, out_h)
+        rows = prob[y0[a:b]] * (1 - wy[a:b])[:, None] + prob[y1[a:b]] * wy[a:b, None]
+        band = rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+        np.clip(band * 255.0 + 0.5, 0, 255, out=band)
+        out[a:b] = band
+    return out

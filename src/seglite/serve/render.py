@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from .. import viz
 from ..errors import ImageTooLargeError
 from ..image import load_image, resize
 from ..memory import TRIM_AFTER_PIXELS, release_free_memory
+from ..postprocess.probabilities import class_plane_u8, probability_pixels, reduced_size
 from ..result import SegmentationResult
 from ..segmenter import Segmenter, SegmentOptions
 from . import exposure
@@ -61,27 +61,18 @@ def confidence_png(
     model's own output is that coarse, so nothing is lost: bilinear of bilinear is bilinear.
     """
     t0 = time.perf_counter()
-    n = len(seg.label_set)
-    h_in, w_in = seg.input_size
-    budget = max(h_in * w_in, min(4 * h_in * w_in, CONFIDENCE_BUDGET // (4 * n)))
-    side = int(math.sqrt(budget))
+    n, model_hw = len(seg.label_set), seg.input_size
+    # decoded at about the reduced size where the JPEG decoder can (its DCT scaling)
+    side = int(math.sqrt(probability_pixels(model_hw, n, CONFIDENCE_BUDGET)))
     loaded = load_image(data, max_pixels=seg.max_pixels, min_size=(side, side))
     full = loaded.size
-    img = loaded.image
-    if full[0] * full[1] > budget:
-        s = math.sqrt(budget / (full[0] * full[1]))
-        img = resize(img, (max(1, round(full[0] * s)), max(1, round(full[1] * s))))
-    elif img.size != full:
-        img = resize(img, full)
+    small = reduced_size(full, model_hw, n, CONFIDENCE_BUDGET)
+    img = loaded.image if loaded.image.size == small else resize(loaded.image, small)
     decode_ms = (time.perf_counter() - t0) * 1e3
     result = seg.segment(img, options)
     result.timings.decode += decode_ms
     t1 = time.perf_counter()
-    prob = result.confidence(index)
-    u8 = np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    out = Image.fromarray(u8, mode="L")
-    if out.size != full:
-        out = out.resize(full, Image.Resampling.BILINEAR)
+    out = Image.fromarray(class_plane_u8(result.confidence(index), full), mode="L")
     result.timings.postprocess += (time.perf_counter() - t1) * 1e3
     return result, viz.png_bytes(out), full
 
@@ -94,15 +85,9 @@ def effect_png(
     from ..effects import apply
     from ..matte import matte_from_probability, subject_probability
 
-    n = len(seg.label_set)
-    h_in, w_in = seg.input_size
-    budget = max(h_in * w_in, min(4 * h_in * w_in, CONFIDENCE_BUDGET // (4 * n)))
     full = picture.size
-    small = picture
-    if full[0] * full[1] > budget:
-        s = math.sqrt(budget / (full[0] * full[1]))
-        small = resize(picture, (max(1, round(full[0] * s)), max(1, round(full[1] * s))))
-    result = seg.segment(small, options)
+    small = reduced_size(full, seg.input_size, len(seg.label_set), CONFIDENCE_BUDGET)
+    result = seg.segment(picture if small == full else resize(picture, small), options)
     t = time.perf_counter()
     p, soft = subject_probability(result, opts.class_names())
     alpha = matte_from_probability(p, full, picture, soft=soft, feather=opts.feather)
