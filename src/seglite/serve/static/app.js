@@ -502,6 +502,8 @@ function liveLoop() {
     const frame = grabFrame(LIVE_SIDE);
     if (!frame) { setTimeout(sendFrame, 100); return; }
     const blob = await canvasBlob(frame);
+    // live mode may have been switched off while the frame was encoded
+    if (!el.live.checked || ws.readyState !== WebSocket.OPEN) return;
     live.frame = frame;
     live.sent = performance.now();
     ws.send(blob);
