@@ -50,6 +50,15 @@ def resize_hwc(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return _resample(x, axis(h, out_h), axis(w, out_w))
 
 
+def resize_hwc_rows(x: np.ndarray, size: tuple[int, int], start: int, stop: int) -> np.ndarray:
+    """Output rows ``start:stop`` of ``resize_hwc(x, size)``, computed alone: a large
+    result can be made a band at a time."""
+    h, w = x.shape[:2]
+    out_w, out_h = size
+    y0, y1, wy = axis(h, out_h)
+    return _resample(x, (y0[start:stop], y1[start:stop], wy[start:stop]), axis(w, out_w))
+
+
 def upsample_align_corners(x: np.ndarray, factor: tuple[int, int]) -> np.ndarray:
     """(h, w, C) -> ((h-1) * fy + 1, (w-1) * fx + 1, C) float32: what a model's cut final
     RESIZE_BILINEAR(align_corners=True) would have returned (runtime/final_resize.py)."""

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .bilinear import axis as bilinear_axis
+from .bilinear import resize_hwc_rows
 
 
 def softmax(scores: np.ndarray, axis: int = -1, *, inplace: bool = False) -> np.ndarray:
@@ -74,16 +75,11 @@ def class_plane_u8(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """One class's (h, w) probability as uint8 (0-255) at ``size`` = (width, height), by
     bilinear.py's convention, a band of rows at a time: a 12 MP plane costs its 12 MB, not
     48 MB of float32."""
-    h, w = prob.shape
     out_w, out_h = size
-    prob = prob.astype(np.float32, copy=False)
-    y0, y1, wy = bilinear_axis(h, out_h)
-    x0, x1, wx = bilinear_axis(w, out_w)
+    plane = prob.astype(np.float32, copy=False)[:, :, None]
     out = np.empty((out_h, out_w), np.uint8)
     for a in range(0, out_h, _BAND):
-        b = min(a + _BAND, out_h)
-        rows = prob[y0[a:b]] * (1 - wy[a:b])[:, None] + prob[y1[a:b]] * wy[a:b, None]
-        band = rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+        band = resize_hwc_rows(plane, size, a, min(a + _BAND, out_h))[:, :, 0]
         np.clip(band * 255.0 + 0.5, 0, 255, out=band)
-        out[a:b] = band
+        out[a : a + len(band)] = band
     return out
