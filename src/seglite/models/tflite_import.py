@@ -35,15 +35,16 @@ from ..errors import ModelError, OptionError
 from .deeplab import DeepLab, deeplab
 from .layers import ConvBNAct
 from .tflite_copy import check_and_copy
-from .tflite_graph import read_graph, schema
+from .tflite_graph import Graph, read_graph, schema
 from .tflite_structure import Structure, recognise, scope_path
 from .tflite_units import Units, build_units
 
 
-def read_structure(path: str | Path) -> tuple[Units, Structure]:
-    """The layer dataflow and the recognised DeepLab structure of a .tflite file."""
+def read_structure(path: str | Path, graph: Graph | None = None) -> tuple[Units, Structure]:
+    """The layer dataflow and the recognised DeepLab structure of a .tflite file (``graph``:
+    the file already read, for callers that need it too)."""
     path = Path(path)
-    units = build_units(read_graph(path))
+    units = build_units(graph if graph is not None else read_graph(path))
     try:
         return units, recognise(units)
     except ModelError as exc:

@@ -23,12 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from .tflite_graph import read_graph
+from .tflite_graph import Graph, read_graph
 
 
-def _logits_tensor(path: Path) -> tuple[int, bool]:
+def _logits_tensor(graph: Graph) -> tuple[int, bool]:
     """Index of the graph's final score tensor, and whether the output is an argmax."""
-    graph = read_graph(path)
     out = graph.outputs[0]
     op = graph.producer.get(out)
     if op is not None and op.kind == "ARG_MAX":
@@ -36,7 +35,7 @@ def _logits_tensor(path: Path) -> tuple[int, bool]:
     return out, False
 
 
-def quantization_hooks(model, path: str | Path) -> list:
+def quantization_hooks(model, path: str | Path, graph: Graph | None = None) -> list:
     """Forward hooks that round the imported model's activations as the graph stores them.
 
     Returns the hook handles (``remove()`` each to get the float model back); none for a
@@ -48,8 +47,8 @@ def quantization_hooks(model, path: str | Path) -> list:
     from .tflite_import import read_structure
 
     path = Path(path)
-    units, structure = read_structure(path)
-    graph = read_graph(path)
+    graph = graph if graph is not None else read_graph(path)
+    units, structure = read_structure(path, graph)
     types = {3: (0, 255), 9: (-128, 127)}  # TensorType UINT8, INT8
 
     def rounding(index: int):
@@ -87,7 +86,7 @@ def quantization_hooks(model, path: str | Path) -> list:
         sums = [op for op in consumers.get(out, []) if op.kind == "ADD"]
         if block and sums:
             add(modules[block], sums[0].outputs[0])
-    logits, _ = _logits_tensor(path)
+    logits, _ = _logits_tensor(graph)
     add(model, logits)
     return hooks
 
@@ -111,7 +110,8 @@ def parity(
     from PIL import Image
 
     path = Path(path)
-    logits_index, is_argmax = _logits_tensor(path)
+    graph = read_graph(path)
+    logits_index, is_argmax = _logits_tensor(graph)
     it = Interpreter(str(path), num_threads=threads)
     it.allocate_tensors()
     scores = it
@@ -126,7 +126,7 @@ def parity(
     detail = next(d for d in scores.get_tensor_details() if d["index"] == logits_index)
     scale, zero = detail["quantization"]
     results = []
-    hooks = quantization_hooks(model, path) if simulate_quantization else []
+    hooks = quantization_hooks(model, path, graph) if simulate_quantization else []
     try:
         for image in images:
             pixels = np.asarray(
