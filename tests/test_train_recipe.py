@@ -16,6 +16,7 @@ from conftest import PETS_VOC, street_camvid  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from seglite.errors import OptionError  # noqa: E402
+from seglite.labels import LABEL_SETS  # noqa: E402
 from seglite.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from seglite.models.pretrained import starter_model  # noqa: E402
 from seglite.train import TrainConfig, train  # noqa: E402
@@ -55,8 +56,7 @@ def test_class_map_copies_and_averages_classifier_rows(voc_checkpoint):
     x, _ = pet_batch()
     with torch.no_grad():
         old, new = source(x), mapped(x)
-    voc = source.config["labels"]
-    names = list(__import__("seglite.labels", fromlist=["x"]).LABEL_SETS[voc].names)
+    names = list(LABEL_SETS[source.config["labels"]].names)
     person, bicycle, car = names.index("person"), names.index("bicycle"), names.index("car")
     torch.testing.assert_close(new[:, 9], old[:, person])  # pedestrian = person
     torch.testing.assert_close(new[:, 8], old[:, car])
