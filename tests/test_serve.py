@@ -639,8 +639,10 @@ def test_request_heads_sent_a_byte_at_a_time_are_cut_off(tmp_path):
 
 
 def test_processes_share_the_port_and_stop_together(tmp_path):
-    """--processes 2: two spawned server processes answer on one port (concurrent requests
-    all succeed), and SIGTERM to the parent stops both."""
+    """--processes 2: two spawned server processes answer on one port, a burst of 16
+    keep-alive clients is spread over both (each process accepts some of the
+    connections, not the first to wake all of them), and SIGTERM to the parent stops
+    both."""
     with _served(tmp_path, "--processes", "2", "--workers", "1") as (proc, base, _):
 
         def servers() -> list[int]:
@@ -648,22 +650,34 @@ def test_processes_share_the_port_and_stop_together(tmp_path):
             return [int(c) for c in children
                     if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]  # fmt: skip
 
+        def open_sockets(pid: int) -> int:
+            fds = Path(f"/proc/{pid}/fd").iterdir()
+            return sum(1 for fd in fds if os.readlink(fd).startswith("socket:"))
+
         deadline = time.monotonic() + 60
         while len(servers()) < 2 or httpx.get(f"{base}/readyz").status_code != 200:
             assert time.monotonic() < deadline, "the second process did not start"
             time.sleep(0.2)
+        time.sleep(1.0)  # the /readyz connections above are closed by now
         pids = servers()
         assert len(pids) == 2
+        before = {p: open_sockets(p) for p in pids}
 
-        async def burst() -> list[int]:
-            async with httpx.AsyncClient(timeout=60) as client:
+        async def burst() -> tuple[list[int], dict[int, int]]:
+            limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
                 rs = await asyncio.gather(*[
                     client.post(f"{base}/v1/segment?output=mask", content=GOOD,
-                                headers={"content-type": "image/jpeg"}) for _ in range(8)
+                                headers={"content-type": "image/jpeg"}) for _ in range(16)
                 ])  # fmt: skip
-            return [r.status_code for r in rs]
+                held = {p: open_sockets(p) - before[p] for p in pids}  # still kept alive
+            return [r.status_code for r in rs], held
 
-        assert asyncio.run(burst()) == [200] * 8
+        statuses, held = asyncio.run(burst())
+        assert statuses == [200] * 16
+        # 16 connections hashed over two sockets: all on one has odds 2 in 65,536
+        assert all(n >= 1 for n in held.values()), held
+        assert sum(held.values()) <= 16, held
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
         assert not any(Path(f"/proc/{p}").exists() for p in pids)

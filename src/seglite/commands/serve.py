@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port must be between 0 and 65535, got {args.port}")
-    sock = _bind(args.host, args.port)  # a busy port is one line, before models load
+    # a busy port is one line, before models load
+    sock = _bind(args.host, args.port, reuse_port=args.processes > 1)
     config = ServeConfig(
         models=tuple(args.model or ("deeplabv3",)),
         workers=args.workers or default_workers(),
@@ -229,8 +230,9 @@ def _fits_open_files(wanted: int) -> int:
     return max(2, min(wanted, soft - 64))
 
 
-def _bind(host: str, port: int):
-    """The listening socket, bound now, so that the server's banner means it is listening."""
+def _bind(host: str, port: int, reuse_port: bool = False):
+    """The listening socket, bound now, so that the server's banner means it is listening;
+    ``reuse_port`` lets each of ``--processes`` bind its own socket to the same port."""
     import errno
     import socket
 
@@ -239,6 +241,11 @@ def _bind(host: str, port: int):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        from ..serve.processes import balances_by_port
+
+        if balances_by_port():
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
