@@ -109,3 +109,42 @@ def test_runs_on_other_runtimes_print_no_litert_banner(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "XNNPACK" not in proc.stderr and "INFO" not in proc.stderr, proc.stderr
+
+
+def test_a_one_image_run_loads_only_what_it_uses(tmp_path):
+    """`seglite segment one.jpg` is a start-up-bound command: it opens its model once (the
+    check that the model loads is the run's model), builds one command's parser, imports
+    no progress bar for one image and only the Pillow plugins of the formats it reads,
+    and still writes every output."""
+    script = f"""
+import json, sys
+import seglite.segmenter as s
+opened = []
+real = s.open_backend
+s.open_backend = lambda *a, **k: opened.append(1) or real(*a, **k)
+from seglite.cli import main
+code = main(["segment", {str(EXAMPLES / "astronaut.jpg")!r}, "--out", {str(tmp_path)!r}])
+print(json.dumps({{
+    "code": code, "opened": len(opened), "tqdm": "tqdm" in sys.modules,
+    "commands": sorted(m for m in sys.modules if m.startswith("seglite.commands.")),
+    "plugins": sorted(m for m in sys.modules if m.endswith("ImagePlugin")),
+}}))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["code"] == 0 and seen["opened"] == 1 and not seen["tqdm"], seen
+    assert seen["commands"] == ["seglite.commands.segment"], seen
+    assert "PIL.JpegImagePlugin" in seen["plugins"], seen
+    assert "PIL.PsdImagePlugin" not in seen["plugins"], seen  # not every Pillow format
+    for suffix in ("overlay.png", "mask.png", "json"):
+        assert (tmp_path / f"astronaut.{suffix}").is_file()
+
+
+def test_help_still_lists_every_command():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for name in ("segment", "models", "bench", "eval", "serve", "import"):
+        assert f"    {name} " in proc.stdout, proc.stdout

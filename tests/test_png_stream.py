@@ -63,3 +63,22 @@ def test_a_legend_taller_than_the_photo_extends_the_picture():
     assert got.shape[0] > 30 and got.shape[1] > 40
     assert (got[30:, :40] == 255).all()  # white below the photo
     np.testing.assert_array_equal(got, np.asarray(viz.overlay(tiny, result)))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.55, 1.0])
+def test_overlay_pixels_are_the_photo_mixed_with_the_class_colour(alpha):
+    """Away from outlines, each painted pixel is round(photo * (1 - a) + colour * a) in
+    256ths, per channel, and background pixels keep the photo's value."""
+    seg = Segmenter("deeplabv3", num_threads=1)
+    image = Image.open(EXAMPLES / "astronaut.jpg").convert("RGB")
+    result = seg.segment(image)
+    got = np.asarray(viz.overlay(image, result, alpha=alpha, legend=False, outline=False))
+    photo = np.asarray(image).astype(np.int64)
+    mask = result.category_mask
+    colour = result.label_set.palette_lut()[mask].astype(np.int64)
+    a = round(alpha * 256)
+    mixed = (photo * (256 - a) + colour * a + 128) >> 8
+    background = mask == result.label_set.index("background")
+    assert background.any() and (~background).any()
+    np.testing.assert_array_equal(got[~background], mixed[~background])
+    np.testing.assert_array_equal(got[background], photo[background])

@@ -79,7 +79,7 @@ def _overlay_bands(image, result: SegmentationResult, alpha: float, legend: bool
     skip = np.array([i for i, n in enumerate(names) if n.lower() in UNCOLOURED], dtype=np.int64)
     lut = result.label_set.palette_lut()
     edge = max(1, round(max(mask.shape) / 400)) if outline else 0
-    a = round(alpha * 256)
+    blend = _blend_table(lut, skip, round(alpha * 256))
     panel = _legend_panel(base.size, result) if legend else None
     w, h = base.size
     height = max(h, len(panel)) if panel is not None else h
@@ -90,7 +90,7 @@ def _overlay_bands(image, result: SegmentationResult, alpha: float, legend: bool
             y1 = min(y0 + _BAND, height)
             if y0 < h:
                 photo = np.array(base.crop((0, y0, w, min(y1, h))))
-                _paint_band(photo, mask, lut, skip, a, y0, min(y1, h), edge)
+                _paint_band(photo, mask, lut, blend, y0, min(y1, h), edge)
                 if y1 > h:  # a legend taller than the photo: white below it
                     photo = np.concatenate([photo, np.full((y1 - h, w, 3), 255, np.uint8)])
             else:
@@ -103,27 +103,43 @@ def _overlay_bands(image, result: SegmentationResult, alpha: float, legend: bool
 _BAND = 256  # rows blended at a time: working memory stays a few MB at any photo size
 
 
+def _blend_table(lut: np.ndarray, skip: np.ndarray, a: int) -> np.ndarray:
+    """Every blended value, flat: entry ``(k * 256 + v) * 3 + c`` is channel ``c`` of value
+    ``v`` under class ``k``'s colour at ``a``/256, rounded; classes in ``skip`` keep ``v``.
+
+    One lookup per byte then paints a band, instead of widening, multiplying and masking
+    it (half the time of the arithmetic, the same numbers)."""
+    v = np.arange(256, dtype=np.uint16)[None, :, None]
+    table = ((v * (256 - a) + lut[:, None, :].astype(np.uint16) * a + 128) >> 8).astype(np.uint8)
+    table[skip] = v.astype(np.uint8)
+    return table.reshape(-1)
+
+
+_CHANNEL = np.arange(3, dtype=np.int32)
+
+
 def _paint_band(
     px: np.ndarray,
     mask: np.ndarray,
     lut: np.ndarray,
-    skip: np.ndarray,
-    a: int,
+    blend: np.ndarray,
     y0: int,
     y1: int,
     width: int,
 ) -> None:
-    """Blend ``px`` (rows y0:y1 of the photo) with the class colours in integer arithmetic,
-    in place, then draw the class outlines (computed with ``width`` rows of context)."""
+    """Blend ``px`` (rows y0:y1 of the photo) with the class colours through ``blend``
+    (:func:`_blend_table`), in place, then draw the class outlines (computed with
+    ``width`` rows of context)."""
     m = mask[y0:y1]
-    colours = lut[m]
-    mixed = (px.astype(np.uint16) * (256 - a) + colours.astype(np.uint16) * a + 128) >> 8
-    paint = ~np.isin(m, skip) if skip.size else np.ones(m.shape, dtype=bool)
-    px[paint] = mixed[paint]
+    index = px.astype(np.int32)
+    index *= 3
+    index += (m.astype(np.int32) * 768)[..., None]
+    index += _CHANNEL
+    np.take(blend, index, out=px, mode="clip")  # in range by construction; clip skips checks
     if width:
         top, bottom = max(0, y0 - width), min(mask.shape[0], y1 + width)
         edge = _edges(mask[top:bottom], width)[y0 - top : y0 - top + (y1 - y0)]
-        px[edge] = colours[edge]
+        px[edge] = lut[m[edge]]
 
 
 def _edges(mask: np.ndarray, width: int = 1) -> np.ndarray:

@@ -51,8 +51,9 @@ def finish(seg: Segmenter, item: Item, source, outputs: Outputs, sink: Sink) -> 
         if outputs.json:
             sink.write(f"{item.name}.json", viz.summary_json(result))
         if outputs.overlay:
-            img = viz.overlay(source, result, alpha=outputs.alpha)
-            sink.write(f"{item.name}.overlay.png", viz.png_bytes(img))
+            # band by band: half of Pillow's encode time, and no second full picture
+            png = viz.overlay_png(source, result, alpha=outputs.alpha)
+            sink.write(f"{item.name}.overlay.png", png)
         if outputs.effect is not None:
             sink.write(f"{item.name}.{outputs.effect.name}.png", outputs.effect.png(source, result))
     except Exception as exc:
@@ -147,8 +148,14 @@ def run_serial(
     on_outcome: Callable[[Outcome], None],
     *,
     overlap: bool = True,
+    seg: Segmenter | None = None,
 ) -> None:
-    """All items with one Segmenter in this process."""
+    """All items with one Segmenter in this process: ``seg`` when the caller has one open
+    already (a one-image run then loads its model once), else one built from ``spec``."""
+    if seg is not None:
+        for outcome in pipeline(seg, items, outputs, sink, overlap=overlap):
+            on_outcome(outcome)
+        return
     with spec.build() as seg:
         for outcome in pipeline(seg, items, outputs, sink, overlap=overlap):
             on_outcome(outcome)

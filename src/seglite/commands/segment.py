@@ -237,7 +237,9 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
     parallel = bool(args.ray) or (args.jobs or 1) > 1
     if parallel and args.threads is None:
         kwargs["num_threads"] = 1  # processes, not threads, share the cores
-    with Segmenter(args.model, **kwargs) as probe:  # bad model or options: one line, now
+    asked = dict(kwargs)
+    probe = Segmenter(args.model, **kwargs)  # bad model or options: one line, now
+    try:
         _effect_segmenter(probe, kwargs, effect)
         # A cluster's nodes find zoo models themselves; a model file of the user's travels.
         remote = args.ray not in (None, "local")
@@ -247,25 +249,31 @@ def _images(args: argparse.Namespace, paths: list[str], listed: list[str]) -> in
             else SegmenterSpec(args.model, kwargs, labels=probe.labels)
         )
         record = run_record(probe, outputs)
-
-    sink = make_sink(out)
-    claim_output(sink, record, overwrite=args.overwrite)
-    todo, known = plan(items, outputs, sink, overwrite=args.overwrite)
-    report = _Report(args, total=len(items))
-    try:
-        _run_images(args, spec, todo, known, outputs, out, sink, report)
-    except KeyboardInterrupt:
-        report.finish(sink.describe(), interrupted=True)
-        raise
-    except BaseException:
-        report.bar.close()
-        raise
+        if parallel or kwargs != asked:  # the pool builds its own; the effect asked for more
+            probe.close()
+            probe = None
+        sink = make_sink(out)
+        claim_output(sink, record, overwrite=args.overwrite)
+        todo, known = plan(items, outputs, sink, overwrite=args.overwrite)
+        report = _Report(args, total=len(items))
+        try:
+            _run_images(args, spec, todo, known, outputs, out, sink, report, probe)
+        except KeyboardInterrupt:
+            report.finish(sink.describe(), interrupted=True)
+            raise
+        except BaseException:
+            report.bar.close()
+            raise
+    finally:
+        if probe is not None:
+            probe.close()
     report.finish(sink.describe())
     return report.counts["failed"]
 
 
-def _run_images(args, spec, todo, known, outputs, out, sink, report) -> None:
-    """The same work three ways: here, in worker processes, or on Ray."""
+def _run_images(args, spec, todo, known, outputs, out, sink, report, seg=None) -> None:
+    """The same work three ways: here (on ``seg``, the probe, when it was kept open), in
+    worker processes, or on Ray."""
     from ..batch import run_pool, run_serial
 
     if args.ray:
@@ -285,7 +293,7 @@ def _run_images(args, spec, todo, known, outputs, out, sink, report) -> None:
     if (args.jobs or 1) > 1 and len(todo) > 1:
         run_pool(spec, todo, outputs, out, report, jobs=args.jobs)
     else:
-        run_serial(spec, todo, outputs, sink, report)
+        run_serial(spec, todo, outputs, sink, report, seg=seg)
 
 
 _FILE_OUTPUTS = {".png", ".json"}  # --out suffixes that name one file, not a folder
@@ -336,26 +344,39 @@ def _one_file(
     elif kind == "mask":
         data = viz.png_bytes(viz.mask_image(result))
     else:
-        data = viz.png_bytes(viz.overlay(loaded.image, result, alpha=args.alpha))
+        data = viz.overlay_png(loaded.image, result, alpha=args.alpha)
     write_atomic(out, data)
     if not args.quiet:
         print(f"{src} -> {out} ({kind})", file=sys.stderr)
     return 0
 
 
+class _NoBar:
+    """The progress bar's place when none is shown (one image, --quiet, not a terminal)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Report:
     """Progress bar, one line per image (unless --quiet), failures, and the closing summary."""
 
     def __init__(self, args: argparse.Namespace, *, total: int):
-        from tqdm import tqdm
-
         self.quiet = args.quiet
         self.counts = {"done": 0, "failed": 0, "skipped": 0}
         self.failures: list[str] = []
         live = total > 1 and not args.quiet and sys.stderr.isatty()
-        self.bar = tqdm(total=total, unit="img", disable=not live, smoothing=0.1)
-        # tqdm.write clears and redraws a live bar; without one it only costs (~2 ms a line)
-        self.write = tqdm.write if live else print
+        if live:
+            from tqdm import tqdm  # imported only for a bar (~25 ms of a one-image run)
+
+            self.bar = tqdm(total=total, unit="img", smoothing=0.1)
+            self.write = tqdm.write  # clears and redraws the bar around the line
+        else:
+            self.bar = _NoBar()
+            self.write = print
 
     def __call__(self, o: Outcome) -> None:
         self.counts[o.status] += 1
