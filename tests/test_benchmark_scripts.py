@@ -35,3 +35,13 @@ def test_squash_quality_compares_both_squashes_on_real_ground_truth(tmp_path):
     assert row["images"] == 4
     assert 0 < row["miou_graph"] <= 100 and 0 < row["miou_pillow"] <= 100
     assert row["ci95"][0] <= row["ci95"][1]
+
+
+def test_cli_start_times_a_one_image_run_against_its_floor(tmp_path):
+    out = tmp_path / "start.json"
+    r = _run("benchmarks/cli_start.py", "--repeats", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "/ floor" in r.stdout and "seglite --mask" in r.stdout
+    times = json.loads(out.read_text())["times_s"]
+    assert set(times) == {"python", "imports", "floor", "seglite --mask", "seglite"}
+    assert all(len(v) == 1 and v[0] > 0 for v in times.values())

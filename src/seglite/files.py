@@ -7,9 +7,7 @@ file must get the permissions the user's umask asks for, not a temporary file's 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 from pathlib import Path
 
 PART = ".part"  # suffix of the temporary files; a killed run's leftovers are found by it
@@ -24,7 +22,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, *, fsync: bool = Fa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{PART}"
+    tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}{PART}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 less the umask
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -49,6 +47,8 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """The hex sha256 of a file, read in chunks so large files do not fill memory."""
+    import hashlib  # here: most runs never hash a file, and hashlib loads OpenSSL
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import os
 import queue
-import secrets
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +39,8 @@ from .files import write_atomic
 from .smoothing import DEFAULT_SMOOTH, TemporalSmoother
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from .effects import EffectOutput
     from .segmenter import Segmenter
 
@@ -135,7 +135,7 @@ class _Writer:
         for stale in path.parent.glob(f".{path.stem}.*.part{suffix}"):  # left by a kill
             stale.unlink(missing_ok=True)
         # The muxer is chosen from the name, so the temporary name keeps the suffix.
-        self.tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.part{suffix}"
+        self.tmp = path.parent / f".{path.stem}.{os.urandom(4).hex()}.part{suffix}"
         self.container = av.open(str(self.tmp), "w", format=_FORMATS.get(suffix))
         codec = next((c for c in _CODECS.get(suffix, _DEFAULT_CODECS) if _has_encoder(c)), None)
         if codec is None:
@@ -291,7 +291,7 @@ def _segment_frames(
             if out is not None:
                 if writer is None:
                     timed = pts is not None and time_base is not None
-                    tb = Fraction(time_base) if timed else 1 / rate
+                    tb = _fraction(time_base) if timed else 1 / rate
                     writer = _Writer(out, stats.width, stats.height, rate, tb)
                     first_pts = pts if timed else None
                 ts = stats.frames if first_pts is None or pts is None else pts - first_pts
@@ -367,7 +367,13 @@ def frame_effect(
 
 def _rate(stream) -> Fraction:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return Fraction(rate) if rate else Fraction(30)
+    return _fraction(rate) if rate else _fraction(30)
+
+
+def _fraction(value) -> Fraction:
+    import fractions  # here: a run on images never needs it (fractions loads decimal)
+
+    return fractions.Fraction(value)
 
 
 def segment_video(

@@ -24,10 +24,21 @@ from __future__ import annotations
 
 from .discover import items_from_list, output_name, walk_images, walk_uris
 from .jobs import IMAGE_SUFFIXES, Item, Outcome, Outputs, SegmenterSpec
-from .pool import run_pool
 from .resume import RUN_RECORD, claim_output, plan, run_record
 from .sinks import ArrowSink, LocalSink, Sink, is_uri, make_sink, read_uri
 from .work import finish, pipeline, prepare, run_serial
+
+
+def __getattr__(name: str):
+    """``run_pool`` on first use (PEP 562): a serial run never starts the process pool,
+    so it need not import multiprocessing's machinery."""
+    if name == "run_pool":
+        from .pool import run_pool
+
+        globals()[name] = run_pool
+        return run_pool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "IMAGE_SUFFIXES",

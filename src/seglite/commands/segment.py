@@ -144,10 +144,10 @@ def _effect_output(args: argparse.Namespace):
 
 def _effect_segmenter(probe, kwargs: dict, effect) -> None:
     """Ask ``kwargs`` for what the effect needs from ``probe``'s model; check the classes."""
-    from ..effects import segmenter_options
-
     if effect is None:
         return
+    from ..effects import segmenter_options
+
     kwargs.update(segmenter_options(probe))
     for name in effect.classes or ():
         if name not in probe.label_set.names:
