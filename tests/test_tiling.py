@@ -9,8 +9,9 @@ from PIL import Image
 
 from seglite import Segmenter
 from seglite.image import load_image
+from seglite.postprocess.bilinear import resample
 from seglite.result import Timings
-from seglite.tiling import _Fuser, fused_scores, scaled_size, tile_grid, tile_starts
+from seglite.tiling import _footprint, _Fuser, fused_scores, scaled_size, tile_grid, tile_starts
 
 
 @pytest.mark.parametrize("length", [1, 100, 257, 258, 300, 385, 428, 429, 514, 1000, 1031])
@@ -31,6 +32,30 @@ def test_tiles_cover_every_pixel_with_overlap_and_flush_edge(length):
     assert all(tile - g >= tile // 3 for g in gaps)  # neighbours overlap by at least a third
 
 
+@pytest.mark.parametrize("align", [True, False])
+@pytest.mark.parametrize(("n_scaled", "n_work"), [(386, 500), (514, 500), (514, 514), (300, 281)])
+def test_tile_samples_land_where_they_were_taken(n_scaled, n_work, align):
+    """Each tile's output samples are laid onto the work grid at the places they describe:
+    samples of a ramp (value = the scaled-image coordinate they sit at) interpolate back
+    to each work pixel's own coordinate, and the tiles together cover every work pixel."""
+    tile, nodes = 257, 33
+    ratio = n_scaled / n_work
+    covered = np.zeros(n_work, dtype=int)
+    for start in tile_starts(n_scaled, tile, 171):
+        k = np.arange(nodes, dtype=np.float64)
+        at = k * (tile - 1) / (nodes - 1) if align else (k + 0.5) * tile / nodes - 0.5
+        samples = np.broadcast_to((start + at)[:, None, None], (nodes, 1, 1)).astype(np.float32)
+        first, rows = _footprint(start, tile, nodes, align, n_scaled, n_work)
+        _, cols = _footprint(0, tile, 1, align, tile, 1)
+        got = resample(samples, rows, cols)[:, 0, 0]
+        r = np.arange(first, first + len(got))
+        want = (r + 0.5) * ratio - 0.5
+        lo, hi = start + at[0], start + at[-1]  # clamped outside the samples' span
+        np.testing.assert_allclose(got, np.clip(want, lo, hi), atol=1e-3)
+        covered[first : first + len(got)] += 1
+    assert covered.min() >= 1
+
+
 def test_grid_is_the_product_of_axes():
     grid = tile_grid((386, 514), (257, 257))
     assert len(grid) == 2 * 3
@@ -46,16 +71,18 @@ def test_tiled_single_tile_equals_squash_exactly(starter):
     img = Image.open(EXAMPLES / "chelsea.jpg").convert("RGB").resize((257, 257))
     t = Timings()
     fuser = _Fuser(starter.backend, 21, t)
-    squash = fuser.squash(np.asarray(img))
-    tiled = fuser.tiled(np.asarray(img))
+    squash = fuser.pass_scores(np.asarray(img), (257, 257), squash=True)
+    tiled = fuser.pass_scores(np.asarray(img), (257, 257), squash=False)
     assert np.array_equal(squash, tiled)
     fused, n = fused_scores(starter.backend, load_image(img), (1.0,), False, t, 21)
-    assert n == 1 and np.array_equal(fused, squash)
+    grid = (fused.shape[1], fused.shape[0])  # the fused map's own, coarser grid
+    assert n == 1 and grid == (129, 129)
+    assert np.array_equal(fused, fuser.pass_scores(np.asarray(img), grid, squash=True))
     # the model's own output: the probabilities come from its scores before the final
     # upsampling (softmax first, then the same align-corners upsampling), so the classes
     # agree except where two are within rounding of each other
     logits = starter.backend.run(np.asarray(img)[None])[0]
-    assert (fused.argmax(-1) == logits.argmax(-1)).mean() > 0.998
+    assert (squash.argmax(-1) == logits.argmax(-1)).mean() > 0.998
 
 
 def test_flip_fusion_of_a_symmetric_image_is_symmetric():

@@ -47,7 +47,7 @@ def resize_hwc(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     out_w, out_h = size
     if (h, w) == (out_h, out_w):
         return x
-    return _resample(x, axis(h, out_h), axis(w, out_w))
+    return resample(x, axis(h, out_h), axis(w, out_w))
 
 
 def resize_hwc_rows(x: np.ndarray, size: tuple[int, int], start: int, stop: int) -> np.ndarray:
@@ -56,17 +56,17 @@ def resize_hwc_rows(x: np.ndarray, size: tuple[int, int], start: int, stop: int)
     h, w = x.shape[:2]
     out_w, out_h = size
     y0, y1, wy = axis(h, out_h)
-    return _resample(x, (y0[start:stop], y1[start:stop], wy[start:stop]), axis(w, out_w))
+    return resample(x, (y0[start:stop], y1[start:stop], wy[start:stop]), axis(w, out_w))
 
 
 def upsample_align_corners(x: np.ndarray, factor: tuple[int, int]) -> np.ndarray:
     """(h, w, C) -> ((h-1) * fy + 1, (w-1) * fx + 1, C) float32: what a model's cut final
     RESIZE_BILINEAR(align_corners=True) would have returned (runtime/final_resize.py)."""
-    return _resample(x, align_corners_axis(x.shape[0], factor[0]),
+    return resample(x, align_corners_axis(x.shape[0], factor[0]),
                      align_corners_axis(x.shape[1], factor[1]))  # fmt: skip
 
 
-def _resample(x: np.ndarray, rows_table, cols_table) -> np.ndarray:
+def resample(x: np.ndarray, rows_table, cols_table) -> np.ndarray:
     """Separable bilinear with (i0, i1, w1) tables, written as a + t * (b - a) with in-place
     steps: score maps are large (H x W x classes)."""
     y0, y1, wy = rows_table
