@@ -127,6 +127,28 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def listening(port: int) -> int:
+    """Sockets listening on ``port`` on loopback (/proc/net/tcp, state 0A): one per ready
+    ``--processes`` server process, each listening only once its models are loaded."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            for line in fh.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
+
+
+def wait_listening(port: int, processes: int, timeout: float) -> None:
+    """Until every process listens: keep-alive clients that connect earlier all stay on
+    the processes that were up, and the load would measure fewer processes than asked."""
+    deadline = time.monotonic() + timeout
+    while listening(port) < processes:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {listening(port)} of {processes} server processes listen")
+        time.sleep(0.1)
+
+
 def wait_ready(proc: subprocess.Popen, base: str, timeout: float) -> dict:
     import httpx
 
@@ -228,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = start_server(args, port)
     try:
         ready = wait_ready(proc, base, timeout=60)
+        wait_listening(port, args.processes, timeout=60)
         rss_idle = rss_mb(proc.pid)
         import httpx
 
@@ -253,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
+        "server_processes": args.processes,
         "server_workers": served["workers"],
         "server_threads": args.threads,
         "requests": args.requests,

@@ -643,7 +643,7 @@ def test_processes_share_the_port_and_stop_together(tmp_path):
     keep-alive clients is spread over both (each process accepts some of the
     connections, not the first to wake all of them), and SIGTERM to the parent stops
     both."""
-    with _served(tmp_path, "--processes", "2", "--workers", "1") as (proc, base, _):
+    with _served(tmp_path, "--processes", "2", "--workers", "1") as (proc, base, port):
 
         def servers() -> list[int]:
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -654,11 +654,17 @@ def test_processes_share_the_port_and_stop_together(tmp_path):
             fds = Path(f"/proc/{pid}/fd").iterdir()
             return sum(1 for fd in fds if os.readlink(fd).startswith("socket:"))
 
+        def listening() -> int:  # each process listens once its models are loaded
+            rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+            return sum(1 for r in rows
+                       if r.split()[3] == "0A" and int(r.split()[1].rsplit(":", 1)[1], 16) == port)  # fmt: skip
+
         deadline = time.monotonic() + 60
-        while len(servers()) < 2 or httpx.get(f"{base}/readyz").status_code != 200:
+        while len(servers()) < 2 or listening() < 2:
             assert time.monotonic() < deadline, "the second process did not start"
             time.sleep(0.2)
-        time.sleep(1.0)  # the /readyz connections above are closed by now
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        time.sleep(1.0)  # the /readyz connection above is closed by now
         pids = servers()
         assert len(pids) == 2
         before = {p: open_sockets(p) for p in pids}
