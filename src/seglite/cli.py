@@ -83,20 +83,19 @@ COMMANDS = (
 )  # fmt: skip
 
 
-def _command_module(name: str) -> str:
-    """``seglite import`` lives in commands/import_model.py (``import`` is a keyword)."""
-    return "import_model" if name == "import" else name
+# The name typed -> the module under seglite.commands (``import`` is a keyword).
+_MODULES = {("import" if m == "import_model" else m): m for m in COMMANDS}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole CLI, or with ``only`` just that command's parser under the top level: a
+    """The whole CLI, or with ``only`` (a command's name) just its parser under the top level: a
     run of one command imports one command module, not all eleven (~30 ms of start-up)."""
     import importlib
 
     parser = argparse.ArgumentParser(prog="seglite", description="DeepLab semantic segmentation.")
     parser.add_argument("--version", action="version", version=f"seglite {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS if only is None else (_command_module(only),):
+    for name in COMMANDS if only is None else (_MODULES[only],):
         try:
             module = importlib.import_module(f"seglite.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -110,12 +109,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    named = (
-        argv[0]
-        if argv and argv[0] != "import_model" and _command_module(argv[0]) in COMMANDS
-        else None
-    )
-    parser = build_parser(only=named)
+    parser = build_parser(only=argv[0] if argv and argv[0] in _MODULES else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -104,13 +104,11 @@ class _Fuser:
         self.t = timings
         self.invocations = 0
 
-    def _coarse_factor(self) -> tuple[int, int] | None:
-        """The cut final upsampling's factor where the backend's reduced path exposes the
-        scores before it (probabilities are then made on that coarse grid)."""
+    def _coarse_scores(self) -> bool:
+        """Whether the backend's reduced path exposes the scores before the cut final
+        upsampling (probabilities are then made on that coarse grid)."""
         reduced = self.backend.reduced
-        if not COARSE_SOFTMAX or reduced is None or reduced.coarse_factor is None:
-            return None
-        return reduced.coarse_factor
+        return COARSE_SOFTMAX and reduced is not None and reduced.coarse_factor is not None
 
     def tile_map(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
         """(samples (n_h, n_w, C) float32, align_corners) for one model-input-sized tile:
@@ -118,20 +116,17 @@ class _Fuser:
         (64 times fewer pixels to exponentiate), else of the model's output, or one-hot
         votes for an ArgMax output. The backend squashes pixels of another size."""
         t0 = time.perf_counter()
-        if self._coarse_factor() is not None:
+        self.invocations += 1
+        if self._coarse_scores():
             probs = self.backend.reduced.run(
                 pixels[None],
                 lambda scores, ids: softmax(scores[0].astype(np.float32), inplace=True),
             )
-            align = True
-        else:
-            out = self.backend.run(pixels[None])[0]
-            align = False
-        self.t.invoke += (time.perf_counter() - t0) * 1e3
-        self.invocations += 1
-        if align:
+            self.t.invoke += (time.perf_counter() - t0) * 1e3
             return probs, True
-        t0 = time.perf_counter()
+        out = self.backend.run(pixels[None])[0]
+        t1 = time.perf_counter()
+        self.t.invoke += (t1 - t0) * 1e3
         if out.ndim == 2:  # ArgMax models: each tile votes for its class at every sample
             ids = np.minimum(out, self.num_classes - 1).astype(np.intp)
             probs = np.zeros((*ids.shape, self.num_classes), dtype=np.float32)
@@ -139,7 +134,7 @@ class _Fuser:
             probs[rows, cols, ids] = 1.0
         else:
             probs = softmax(out.astype(np.float32), inplace=True)
-        self.t.postprocess += (time.perf_counter() - t0) * 1e3
+        self.t.postprocess += (time.perf_counter() - t1) * 1e3
         return probs, False
 
     def pass_scores(self, pixels: np.ndarray, work: tuple[int, int], squash: bool) -> np.ndarray:
