@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -64,6 +66,29 @@ def test_exif_rotation_swaps_size():
 def test_bad_bytes_give_one_line_errors(data, message):
     with pytest.raises(ImageError, match=message) as info:
         load_image(data)
+    assert "\n" not in str(info.value)
+
+
+def test_jpeg_and_png_files_open_with_their_own_plugin_alone(tmp_path):
+    # The common formats are told by their first bytes, so a one-image run imports one
+    # Pillow plugin, not eight (a PNG named .jpg too); a GIF still opens.
+    Image.new("RGB", (4, 4)).save(tmp_path / "png_inside.jpg", "PNG")
+    Image.new("P", (4, 4)).save(tmp_path / "x.gif", "GIF")
+    code = (
+        "import sys; from seglite.image import load_image;"
+        f"load_image({str(EXAMPLES / 'astronaut.jpg')!r}); load_image({str(tmp_path / 'png_inside.jpg')!r});"
+        "print(sorted(m for m in sys.modules if m.endswith('ImagePlugin')));"
+        f"print(load_image({str(tmp_path / 'x.gif')!r}).size)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    plugins, gif_size = out.stdout.splitlines()
+    assert plugins == "['PIL.JpegImagePlugin', 'PIL.PngImagePlugin']"
+    assert gif_size == "(4, 4)"
+
+
+def test_bytes_with_jpeg_magic_that_are_not_jpeg():
+    with pytest.raises(ImageError, match="image") as info:
+        load_image(b"\xff\xd8\xff" + b"GIF89a" * 20)
     assert "\n" not in str(info.value)
 
 

@@ -6,7 +6,7 @@ import io
 import json
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .image import ImageSource, load_image
 from .png_stream import encode_bands
@@ -16,7 +16,9 @@ from .result import SegmentationResult
 UNCOLOURED = {"background", "other", "unlabelled", "void"}
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int):
+    from PIL import ImageFont  # here: masks and JSON never draw text (~4 ms of imports)
+
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed bitmap font
@@ -170,6 +172,8 @@ def _legend_panel(size: tuple[int, int], result: SegmentationResult) -> np.ndarr
     line = int(fsize * 1.5)
     pad = fsize // 2
     texts = [f"{name}  {frac * 100:.1f}%" for name, frac in rows]
+    from PIL import ImageDraw
+
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_w = max((measure.textlength(t, font=font) for t in texts), default=0)
     panel_w = int(pad * 3 + line + text_w)

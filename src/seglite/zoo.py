@@ -23,11 +23,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 from .errors import ModelError, ModelNotFoundError, OptionError
-from .files import sha256_file
+from .files import ASSETS, sha256_file
 from .labels import LABEL_SETS
 
 DEFAULT_MODEL = "deeplabv3"
@@ -344,7 +343,7 @@ def packaged_path(entry: ModelEntry) -> Path | None:
     """The file shipped in ``seglite/assets`` for a packaged entry, if it is there."""
     if not entry.packaged:
         return None
-    path = Path(str(files("seglite") / "assets" / entry.filename))
+    path = ASSETS / entry.filename
     return path if path.is_file() else None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..files import ASSETS
 from .ids import as_ids, id_dtype
 
 
@@ -17,11 +18,9 @@ class ArgmaxKernel:
     per thread (each Segmenter owns one)."""
 
     def __init__(self):
-        from importlib.resources import files
-
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        data = (files("seglite") / "assets" / "argmax.tflite").read_bytes()
+        data = (ASSETS / "argmax.tflite").read_bytes()
         # XNNPACK has no ARG_MAX, so the default delegate would only announce itself on
         # stderr (a stray "INFO: Created ... XNNPACK delegate" line on ONNX and torch runs).
         self._interp = Interpreter(
