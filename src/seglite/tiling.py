@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .blas import one_blas_thread
 from .image import LoadedImage, model_pixels, resize, to_array
 from .postprocess import softmax
-from .postprocess.bilinear import resample
 from .result import Timings
 from .runtime import Backend
 
@@ -48,12 +48,19 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
-def tile_grid(size: tuple[int, int], tile: tuple[int, int], overlap: float = OVERLAP):
-    """(y, x) offsets of the tiles covering a (height, width) image."""
+def tile_axes(size: tuple[int, int], tile: tuple[int, int], overlap: float = OVERLAP):
+    """(row offsets, column offsets) of the tiles covering a (height, width) image: the
+    grid is their product."""
     (h, w), (th, tw) = size, tile
     sy = max(1, math.floor(th * (1 - overlap)))
     sx = max(1, math.floor(tw * (1 - overlap)))
-    return [(y, x) for y in tile_starts(h, th, sy) for x in tile_starts(w, tw, sx)]
+    return tile_starts(h, th, sy), tile_starts(w, tw, sx)
+
+
+def tile_grid(size: tuple[int, int], tile: tuple[int, int], overlap: float = OVERLAP):
+    """(y, x) offsets of the tiles covering a (height, width) image."""
+    ys, xs = tile_axes(size, tile, overlap)
+    return [(y, x) for y in ys for x in xs]
 
 
 def scaled_size(size: tuple[int, int], model_hw: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -90,6 +97,39 @@ def _footprint(
     i0 = np.floor(k).astype(np.intp)
     i1 = np.minimum(i0 + 1, nodes - 1)
     return first, (i0, i1, (k - i0).astype(np.float32))
+
+
+def _axis_weights(
+    starts: Sequence[int],
+    tile: int,
+    nodes: int,
+    align: bool,
+    n_scaled: int,
+    n_work: int,
+    weight: float = 1.0,
+) -> dict[int, tuple[int, np.ndarray]]:
+    """Each tile's footprint along one axis: (first work pixel, W), W the (pixels, nodes)
+    matrix that interpolates the tile's output samples there (two bilinear weights a row),
+    with the averaging folded in: a work pixel that ``n`` tiles of this axis cover takes
+    1/n of each (times ``weight``). The grid is a product of its axes, so the two axes'
+    factors multiply to one over the tiles covering a pixel: tiles add straight into the
+    fused map, with no count map and no division.
+
+    Applying W is a matrix product: at a tile's 33 samples a side, BLAS does it in a fifth
+    of the time of gathering and blending rows with fancy indexing."""
+    footprints = {s: _footprint(s, tile, nodes, align, n_scaled, n_work) for s in starts}
+    cover = np.zeros(n_work, dtype=np.float32)
+    for first, (i0, _, _) in footprints.values():
+        cover[first : first + len(i0)] += 1.0
+    matrices = {}
+    for s, (first, (i0, i1, w1)) in footprints.items():
+        share = weight / cover[first : first + len(i0)]
+        m = np.zeros((len(i0), nodes), dtype=np.float32)
+        r = np.arange(len(i0))
+        m[r, i0] = (1.0 - w1) * share
+        m[r, i1] += w1 * share  # i1 == i0 at a clamped edge: the weights add to one there
+        matrices[s] = (first, m)
+    return matrices
 
 
 class _Fuser:
@@ -137,32 +177,40 @@ class _Fuser:
         self.t.postprocess += (time.perf_counter() - t1) * 1e3
         return probs, False
 
-    def pass_scores(self, pixels: np.ndarray, work: tuple[int, int], squash: bool) -> np.ndarray:
-        """Probabilities (H, W, C) on the ``work`` = (width, height) grid for one pass over
-        ``pixels``: the photo squashed into one model input (``squash``), or a resized
-        photo covered by overlapping model-sized tiles, averaged where they overlap."""
+    def add_pass(
+        self, target: np.ndarray, pixels: np.ndarray, squash: bool, weight: float = 1.0
+    ) -> None:
+        """Add ``weight`` x the probabilities of one pass over ``pixels`` to ``target``
+        (H, W, C), the work grid (a mirrored view of it for a mirrored pass): the photo
+        squashed into one model input (``squash``), or a resized photo covered by
+        overlapping model-sized tiles, averaged where they overlap."""
         th, tw = self.backend.input_size
-        ww, wh = work
+        wh, ww = target.shape[:2]
         h, w = (th, tw) if squash else pixels.shape[:2]
         ph, pw = max(h, th), max(w, tw)
         if not squash and (ph, pw) != (h, w):
             padded = np.full((ph, pw, 3), PAD_VALUE, dtype=np.uint8)
             padded[:h, :w] = pixels
             pixels = padded
-        total = np.zeros((wh, ww, self.num_classes), dtype=np.float32)
-        count = np.zeros((wh, ww, 1), dtype=np.float32)
-        grid = [(0, 0)] if squash else tile_grid((ph, pw), (th, tw))
-        for y, x in grid:
-            probs, align = self.tile_map(pixels if squash else pixels[y : y + th, x : x + tw])
-            t0 = time.perf_counter()
-            nh, nw = probs.shape[:2]
-            y0, rows = _footprint(y, th, nh, align, h, wh)
-            x0, cols = _footprint(x, tw, nw, align, w, ww)
-            window = (slice(y0, y0 + len(rows[0])), slice(x0, x0 + len(cols[0])))
-            total[window] += resample(probs, rows, cols)
-            count[window] += 1.0
-            self.t.postprocess += (time.perf_counter() - t0) * 1e3
-        total /= count
+        ys, xs = ([0], [0]) if squash else tile_axes((ph, pw), (th, tw))
+        rows = cols = None
+        for y in ys:
+            for x in xs:
+                probs, align = self.tile_map(pixels if squash else pixels[y : y + th, x : x + tw])
+                t0 = time.perf_counter()
+                nh, nw, c = probs.shape
+                if rows is None:  # the output's sample grid is known from the first tile
+                    rows = _axis_weights(ys, th, nh, align, h, wh, weight)
+                    cols = _axis_weights(xs, tw, nw, align, w, ww)
+                (y0, wy), (x0, wx) = rows[y], cols[x]
+                along_y = (wy @ probs.reshape(nh, nw * c)).reshape(len(wy), nw, c)
+                target[y0 : y0 + len(wy), x0 : x0 + len(wx)] += np.matmul(wx, along_y)
+                self.t.postprocess += (time.perf_counter() - t0) * 1e3
+
+    def pass_scores(self, pixels: np.ndarray, work: tuple[int, int], squash: bool) -> np.ndarray:
+        """One pass's probabilities (H, W, C) alone, on the ``work`` = (width, height) grid."""
+        total = np.zeros((work[1], work[0], self.num_classes), dtype=np.float32)
+        self.add_pass(total, pixels, squash)
         return total
 
 
@@ -189,23 +237,20 @@ def fused_scores(
     if work[0] * work[1] > loaded.size[0] * loaded.size[1]:
         work = loaded.size
     fused = np.zeros((work[1], work[0], num_classes), dtype=np.float32)
-    passes = 0
-    for scale in scales:
-        # Each scale's pixels are made once; the mirrored pass reads them backwards (the
-        # bilinear resize is symmetric, so that is the resize of the mirrored photo).
-        t0 = time.perf_counter()
-        if scale == 1.0:
-            h_in, w_in = model_hw
-            scaled = model_pixels(img, (w_in, h_in))
-        else:
-            scaled = to_array(resize(img, scaled_size(img.size, model_hw, scale)))
-        timings.preprocess += (time.perf_counter() - t0) * 1e3
-        for mirrored in (False, True) if flip else (False,):
-            pixels = np.ascontiguousarray(scaled[:, ::-1]) if mirrored else scaled
-            probs = fuser.pass_scores(pixels, work, squash=scale == 1.0)
+    passes = len(scales) * (2 if flip else 1)
+    with one_blas_thread:  # the tiles' interpolation is BLAS products beside XNNPACK
+        for scale in scales:
+            # Each scale's pixels are made once; the mirrored pass reads them backwards (the
+            # bilinear resize is symmetric, so that is the resize of the mirrored photo).
             t0 = time.perf_counter()
-            fused += probs[:, ::-1] if mirrored else probs
-            passes += 1
-            timings.postprocess += (time.perf_counter() - t0) * 1e3
-    fused /= passes
+            if scale == 1.0:
+                h_in, w_in = model_hw
+                scaled = model_pixels(img, (w_in, h_in))
+            else:
+                scaled = to_array(resize(img, scaled_size(img.size, model_hw, scale)))
+            timings.preprocess += (time.perf_counter() - t0) * 1e3
+            for mirrored in (False, True) if flip else (False,):
+                pixels = np.ascontiguousarray(scaled[:, ::-1]) if mirrored else scaled
+                target = fused[:, ::-1] if mirrored else fused  # a mirrored pass adds mirrored
+                fuser.add_pass(target, pixels, squash=scale == 1.0, weight=1.0 / passes)
     return fused, fuser.invocations
