@@ -7,6 +7,10 @@ interpolation is such a product, so it runs inside :data:`one_blas_thread`. thre
 does the switching (the maintained way to reach whatever BLAS numpy loaded); the count of
 users lets concurrent calls (the service's worker threads) overlap, and the user's own
 setting comes back when the last one leaves.
+
+One limit: OpenBLAS (0.3.31) ignores a count set from a worker thread once the main thread
+has set one itself, so there the products may still thread; the service and the CLI never
+set one, so their worker and main threads both get the single thread.
 """
 
 from __future__ import annotations
