@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, ImageFormatError, ImageTooLargeError
+from .png_decode import decode_rgb8
 
 # The raster formats seglite decodes, Pillow's names (MPO, phones' multi-picture JPEG, comes
 # in through the JPEG plugin). Nothing else is even parsed: EPS would run Ghostscript on
@@ -160,6 +161,11 @@ def load_image(
         img = open_image(fp, name, max_pixels)
         # Size check from the header alone: for PNG, getexif() may decode the whole image.
         _check_pixels(img.size, max_pixels, name)
+        if img.format == "PNG" and img.mode == "RGB":
+            fast = decode_rgb8(_data(fp), img.size)
+            if fast is not None:
+                img.close()
+                return LoadedImage(fast, fast.size, name)
         orientation = img.getexif().get(0x0112, 1)
         w, h = img.size
         upright = (h, w) if orientation in _TRANSPOSING else (w, h)
@@ -246,6 +252,13 @@ def _available_formats() -> tuple[str, ...]:
         with contextlib.suppress(ImportError):
             importlib.import_module(f"PIL.{_PLUGINS[name]}ImagePlugin")
     return tuple(f for f in FORMATS if f in Image.OPEN)
+
+
+def _data(fp) -> bytes:
+    """All bytes of a path or of in-memory data (its BytesIO)."""
+    if isinstance(fp, (str, os.PathLike)):
+        return Path(fp).read_bytes()
+    return fp.getvalue()
 
 
 def _head(fp) -> bytes:
