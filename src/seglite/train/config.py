@@ -88,6 +88,9 @@ class TrainConfig:
     val_every: int = 250  # iterations; 0 = only at the end
     val_limit: int | None = None  # images of val used for periodic evaluation
     val_output_stride: int = 16  # periodic val; the final evaluation adds OS 8
+    # every validation sees each val image at this multiple of its size: the model's
+    # input_size / the frames' size for a model meant to run on enlarged frames
+    val_scale: float = 1.0
     log_every: int = 10
 
     @classmethod
@@ -122,6 +125,8 @@ class TrainConfig:
             raise OptionError("output_stride and val_output_stride must be 8, 16 or 32")
         if len(self.crop_size) != 2 or min(self.crop_size) < 16:
             raise OptionError(f"crop_size must be [height, width] >= 16, got {self.crop_size}")
+        if isinstance(self.val_scale, bool) or not 0 < self.val_scale <= 4:
+            raise OptionError(f"val_scale must be in (0, 4], got {self.val_scale!r}")
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise OptionError(

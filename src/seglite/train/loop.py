@@ -45,7 +45,7 @@ from .step import autocast, segmentation_loss, to_layout
 # Options a resumed run may change; everything else must match the run's config.json.
 RESUMABLE_CHANGES = {
     "iterations", "threads", "workers", "checkpoint_every_s", "checkpoint_every",
-    "keep_checkpoints", "val_every", "val_limit", "val_output_stride", "log_every",
+    "keep_checkpoints", "val_every", "val_limit", "val_output_stride", "val_scale", "log_every",
     "precision", "channels_last",
 }  # fmt: skip
 
@@ -250,11 +250,11 @@ def train(
 
         subset = val_set.subset(limit)
         t0 = time.monotonic()
-        cm = evaluate_torch(model, subset, output_stride=output_stride)
+        cm = evaluate_torch(model, subset, scales=(cfg.val_scale,), output_stride=output_stride)
         summary = cm.summary(val_set.labels.names)
         rec = {
             "iter": it, "val_miou": summary["miou"], "val_pixel_acc": summary["pixel_acc"],
-            "output_stride": output_stride, "val_images": len(subset),
+            "output_stride": output_stride, "val_scale": cfg.val_scale, "val_images": len(subset),
             "val_s": round(time.monotonic() - t0, 1),
         }  # fmt: skip
         warning = guard.update(cm.matrix)  # one class everywhere, common classes at IoU 0
@@ -362,7 +362,9 @@ def finish(model, cfg, out: Path, val_set, it: int, input_size, val_history, log
     if val_set is not None:
         val_set = val_set.subset(cfg.val_limit)  # --val-limit bounds the last check too
         for os_ in sorted({cfg.output_stride, 8}, reverse=True):
-            cm = evaluate_torch(model, val_set, output_stride=os_, progress=True)
+            cm = evaluate_torch(
+                model, val_set, scales=(cfg.val_scale,), output_stride=os_, progress=True
+            )
             s = cm.summary(val_set.labels.names)
             results[f"val_os{os_}"] = s
             rec = {
