@@ -271,3 +271,26 @@ def test_val_limit_bounds_the_final_validation_too(camvid, tmp_path):
     recs = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     finals = [r for r in recs if r.get("final")]
     assert len(finals) == 2 and all(r["val_images"] == 1 for r in finals)  # OS 16 and OS 8
+
+
+def test_val_scale_validates_at_the_runtimes_size(camvid, tmp_path):
+    from seglite.data import open_dataset
+    from seglite.eval.native import evaluate_torch
+    from seglite.models.checkpoint import load_checkpoint
+
+    with pytest.raises(OptionError, match="val_scale"):
+        tiny(camvid, val_scale=0)
+    cfg = tiny(camvid, val_scale=1.5, iterations=1, val_every=1)
+    train(cfg, tmp_path / "r", progress=False)
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    model = load_checkpoint(tmp_path / "r" / "final.safetensors")
+    val = open_dataset(str(camvid), split="val", kind="camvid")
+    miou = {
+        s: evaluate_torch(model, val, scales=(s,), output_stride=8).summary(val.labels.names)[
+            "miou"
+        ]
+        for s in (1.0, 1.5)
+    }
+    assert results["val_os8"]["miou"] == pytest.approx(miou[1.5])
+    recs = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert all(r["val_scale"] == 1.5 for r in recs if "val_miou" in r and not r.get("final"))
