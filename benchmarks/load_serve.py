@@ -4,7 +4,9 @@ Starts the server in a subprocess on 127.0.0.1, sends N requests (default 500) a
 concurrency (default 16) and reports failures, p50/p90/p99 latency, throughput against the
 single-thread ``Segmenter.segment()`` rate measured in the same run (before the server starts,
 so the two do not compete for the CPU), and the server's resident memory: idle, after warm-up,
-sampled peak, and after the load.
+sampled peak, and after the load. The load generator runs on the same cores as the
+server, so its own CPU per request is reported too; the default ``raw`` client writes a
+request prepared once to keep-alive sockets (a fraction of httpx's CPU, ``--client httpx``).
 
     python benchmarks/load_serve.py [--requests 500] [--concurrency 16] [--json out.json]
 
@@ -166,6 +168,100 @@ def wait_ready(proc: subprocess.Popen, base: str, timeout: float) -> dict:
     raise SystemExit(f"server not ready within {timeout:.0f} s")
 
 
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection that sends a request prepared once, as bytes.
+
+    A load generator shares the CPU with the server it measures: httpx spends about a
+    millisecond of Python per request building and parsing, which on a 2-core machine is
+    CPU taken from the server. wrk-style tools are not installable everywhere, and the
+    request here is one fixed POST, so this client is written out: it writes the bytes and
+    reads the status line, the headers and a Content-Length or chunked body."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self.writer.write(raw)
+            await self.writer.drain()
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length, chunked, close = 0, False, False
+            for line in head.split(b"\r\n")[1:]:
+                key, _, value = line.partition(b":")
+                key, value = key.strip().lower(), value.strip().lower()
+                if key == b"content-length":
+                    length = int(value)
+                elif key == b"transfer-encoding":
+                    chunked = b"chunked" in value
+                elif key == b"connection":
+                    close = value == b"close"
+            if chunked:
+                parts = []
+                while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    parts.append(await self.reader.readexactly(size + 2))
+                await self.reader.readuntil(b"\r\n")
+                body = b"".join(p[:-2] for p in parts)
+            else:
+                body = await self.reader.readexactly(length)
+        except BaseException:
+            self.close()
+            raise
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def load_raw(base: str, data: bytes, args: argparse.Namespace) -> dict:
+    """:func:`load` through :class:`RawConnection`s: the same requests, less client CPU."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    raw = (
+        f"POST /v1/segment?output={args.output} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+    latencies: list[float] = []
+    server: list[dict] = []
+    errors: dict[str, int] = {}
+    issued = 0
+    deadline = time.monotonic() + args.max_seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        conn = RawConnection(host, int(port))
+        while issued < args.requests and time.monotonic() < deadline:
+            issued += 1
+            t0 = time.perf_counter()
+            try:
+                status, body = await conn.request(raw)
+                ok, key = status == 200, f"HTTP {status}"
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                ok, key, body = False, type(exc).__name__, b""
+            if ok:
+                latencies.append(time.perf_counter() - t0)
+                if args.output == "json":
+                    server.append(json.loads(body)["timings_ms"])
+            else:
+                errors[key] = errors.get(key, 0) + 1
+        conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    wall = time.perf_counter() - t0
+    not_run = args.requests - issued
+    if not_run:
+        errors["not run (time limit)"] = not_run
+    return {"latencies": latencies, "server": server, "errors": errors, "wall": wall}
+
+
 async def load(base: str, data: bytes, args: argparse.Namespace) -> dict:
     """N requests, `concurrency` at a time; stops issuing new ones at the time limit."""
     import httpx
@@ -232,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--single-seconds", type=float, default=5, help="time for the single-thread rate"
     )
+    p.add_argument(
+        "--client",
+        default="raw",
+        choices=("raw", "httpx"),
+        help="raw: a request prepared once, written to keep-alive sockets (least client "
+        "CPU on the machine under test); httpx: a full HTTP client",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if not (1 <= args.requests <= 100_000 and 1 <= args.concurrency <= 256):
@@ -259,8 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         rss_warm = rss_mb(proc.pid)
 
         print(f"{args.requests} requests, concurrency {args.concurrency} ...", file=sys.stderr)
+        client = load_raw if args.client == "raw" else load
+        cpu0 = time.process_time()
         with rss_sampled(proc.pid, every=0.05) as samples:
-            result = asyncio.run(load(base, data, args))
+            result = asyncio.run(client(base, data, args))
+        client_cpu = time.process_time() - cpu0
         rss_after = rss_mb(proc.pid)
         served = httpx.get(f"{base}/readyz").json()
     finally:
@@ -279,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_processes": args.processes,
         "server_workers": served["workers"],
         "server_threads": args.threads,
+        "client": args.client,
         "requests": args.requests,
         "concurrency": args.concurrency,
         "ok": len(lat),
@@ -298,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         "single_thread_rate_ips": round(single["rate"], 1),
         "single_thread_mean_ms": round(single["mean_ms"], 1),
         "throughput_vs_single": round(throughput / single["rate"], 2),
+        # the load generator's own CPU, taken from the same cores as the server's
+        "client_cpu_ms_per_request": round(client_cpu / max(1, len(lat)) * 1e3, 2),
+        "client_cores": round(client_cpu / result["wall"], 2) if result["wall"] else None,
         "rss_idle_mb": round(rss_idle, 1),
         "rss_warm_mb": round(rss_warm, 1),
         "rss_mid_mb": round(samples[len(samples) // 2], 1) if samples else None,
