@@ -45,3 +45,18 @@ def test_cli_start_times_a_one_image_run_against_its_floor(tmp_path):
     times = json.loads(out.read_text())["times_s"]
     assert set(times) == {"python", "imports", "floor", "seglite --mask", "seglite"}
     assert all(len(v) == 1 and v[0] > 0 for v in times.values())
+
+
+def test_load_serve_raw_client_reads_every_answer(tmp_path):
+    """The raw keep-alive client gets every answer back, PNG and JSON bodies alike, and the
+    report says what the client itself cost."""
+    for output in ("mask", "json"):
+        out = tmp_path / f"serve_{output}.json"
+        r = _run("benchmarks/load_serve.py", "--requests", "24", "--concurrency", "4",
+                 "--single-seconds", "0.3", "--output", output, "--json", str(out))  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        rep = json.loads(out.read_text())
+        assert rep["client"] == "raw" and rep["ok"] == 24 and rep["failures"] == 0
+        assert rep["client_cpu_ms_per_request"] > 0 and rep["throughput_rps"] > 0
+        if output == "json":  # the server's own timings, parsed out of each JSON body
+            assert rep["server_mean_total_ms"] > 0
