@@ -221,79 +221,71 @@ class RawConnection:
         self.reader = self.writer = None
 
 
-async def load_raw(base: str, data: bytes, args: argparse.Namespace) -> dict:
-    """:func:`load` through :class:`RawConnection`s: the same requests, less client CPU."""
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    raw = (
-        f"POST /v1/segment?output={args.output} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
-    ).encode() + data
-    latencies: list[float] = []
-    server: list[dict] = []
-    errors: dict[str, int] = {}
-    issued = 0
-    deadline = time.monotonic() + args.max_seconds
+@contextlib.asynccontextmanager
+async def senders(kind: str, base: str, data: bytes, args: argparse.Namespace):
+    """(new_sender, errors): ``new_sender()`` gives one worker's ``send()``, a coroutine
+    that POSTs the image once and returns (status, body); ``errors`` are the exceptions
+    that count as a failed request."""
+    if kind == "raw":
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        raw = (
+            f"POST /v1/segment?output={args.output} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+        ).encode() + data
+        conns: list[RawConnection] = []
 
-    async def worker() -> None:
-        nonlocal issued
-        conn = RawConnection(host, int(port))
-        while issued < args.requests and time.monotonic() < deadline:
-            issued += 1
-            t0 = time.perf_counter()
-            try:
-                status, body = await conn.request(raw)
-                ok, key = status == 200, f"HTTP {status}"
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-                ok, key, body = False, type(exc).__name__, b""
-            if ok:
-                latencies.append(time.perf_counter() - t0)
-                if args.output == "json":
-                    server.append(json.loads(body)["timings_ms"])
-            else:
-                errors[key] = errors.get(key, 0) + 1
-        conn.close()
+        def new_raw():
+            conn = RawConnection(host, int(port))
+            conns.append(conn)
+            return lambda: conn.request(raw)
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-    wall = time.perf_counter() - t0
-    not_run = args.requests - issued
-    if not_run:
-        errors["not run (time limit)"] = not_run
-    return {"latencies": latencies, "server": server, "errors": errors, "wall": wall}
-
-
-async def load(base: str, data: bytes, args: argparse.Namespace) -> dict:
-    """N requests, `concurrency` at a time; stops issuing new ones at the time limit."""
+        try:
+            yield new_raw, (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
+        finally:
+            for c in conns:
+                c.close()
+        return
     import httpx
 
     url = f"{base}/v1/segment?output={args.output}"
     headers = {"content-type": "image/jpeg"}
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def send() -> tuple[int, bytes]:
+            r = await client.post(url, content=data, headers=headers)
+            return r.status_code, r.content
+
+        yield (lambda: send), (httpx.HTTPError,)
+
+
+async def load(base: str, data: bytes, args: argparse.Namespace) -> dict:
+    """N requests, `concurrency` at a time; stops issuing new ones at the time limit."""
     latencies: list[float] = []
     server: list[dict] = []  # the server's own timings_ms of each answer
     errors: dict[str, int] = {}
     issued = 0
     deadline = time.monotonic() + args.max_seconds
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
 
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with senders(args.client, base, data, args) as (new_sender, failures):
 
         async def worker() -> None:
             nonlocal issued
+            send = new_sender()
             while issued < args.requests and time.monotonic() < deadline:
                 issued += 1
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post(url, content=data, headers=headers)
-                    ok = r.status_code == 200
-                    key = f"HTTP {r.status_code}"
-                except httpx.HTTPError as exc:
-                    ok, key = False, type(exc).__name__
+                    status, body = await send()
+                    ok, key = status == 200, f"HTTP {status}"
+                except failures as exc:
+                    ok, key, body = False, type(exc).__name__, b""
                 if ok:
                     latencies.append(time.perf_counter() - t0)
                     if args.output == "json":
-                        server.append(r.json()["timings_ms"])
+                        server.append(json.loads(body)["timings_ms"])
                 else:
                     errors[key] = errors.get(key, 0) + 1
 
@@ -362,10 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         rss_warm = rss_mb(proc.pid)
 
         print(f"{args.requests} requests, concurrency {args.concurrency} ...", file=sys.stderr)
-        client = load_raw if args.client == "raw" else load
         cpu0 = time.process_time()
         with rss_sampled(proc.pid, every=0.05) as samples:
-            result = asyncio.run(client(base, data, args))
+            result = asyncio.run(load(base, data, args))
         client_cpu = time.process_time() - cpu0
         rss_after = rss_mb(proc.pid)
         served = httpx.get(f"{base}/readyz").json()
