@@ -237,10 +237,12 @@ async def senders(kind: str, base: str, data: bytes, args: argparse.Namespace):
         def new_raw():
             conn = RawConnection(host, int(port))
             conns.append(conn)
-            return lambda: conn.request(raw)
+            return lambda: asyncio.wait_for(conn.request(raw), timeout=60)  # as httpx's
 
         try:
-            yield new_raw, (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
+            yield new_raw, (
+                OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError
+            )  # fmt: skip
         finally:
             for c in conns:
                 c.close()
