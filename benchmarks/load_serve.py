@@ -35,6 +35,7 @@ DEFAULT_IMAGES = (
     REPO.parent / "shared" / "golden" / "segmentation_input_rotation0.jpg",
     REPO / "examples" / "astronaut.jpg",
 )
+ANSWER_TIMEOUT_S = 60  # either client counts a request unanswered after this as failed
 
 
 def rss_mb(pid: int) -> float:
@@ -237,7 +238,7 @@ async def senders(kind: str, base: str, data: bytes, args: argparse.Namespace):
         def new_raw():
             conn = RawConnection(host, int(port))
             conns.append(conn)
-            return lambda: asyncio.wait_for(conn.request(raw), timeout=60)  # as httpx's
+            return lambda: asyncio.wait_for(conn.request(raw), timeout=ANSWER_TIMEOUT_S)
 
         try:
             yield new_raw, (
@@ -254,7 +255,7 @@ async def senders(kind: str, base: str, data: bytes, args: argparse.Namespace):
     limits = httpx.Limits(
         max_connections=args.concurrency, max_keepalive_connections=args.concurrency
     )
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=ANSWER_TIMEOUT_S) as client:
 
         async def send() -> tuple[int, bytes]:
             r = await client.post(url, content=data, headers=headers)
