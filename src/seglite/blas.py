@@ -8,9 +8,12 @@ does the switching (the maintained way to reach whatever BLAS numpy loaded); the
 users lets concurrent calls (the service's worker threads) overlap, and the user's own
 setting comes back when the last one leaves.
 
-One limit: OpenBLAS (0.3.31) ignores a count set from a worker thread once the main thread
-has set one itself, so there the products may still thread; the service and the CLI never
-set one, so their worker and main threads both get the single thread.
+threadpoolctl 3.7+ lets one thread at a time set OpenBLAS's (process-wide) count: the
+first to set it, until that thread hands control back; others are silently ignored. The
+thread that restores the user's count may not be the one that limited it (overlapping
+service threads), so each switch hands control back, unless the thread holds an outer
+``threadpool_limits`` of its own. While another thread holds one, ours are ignored: the
+user's limit wins.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ def _controller():
     return ThreadpoolController()
 
 
+def _hand_back_control() -> None:
+    import threadpoolctl
+
+    ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)  # 3.7+
+    if ownership is not None and ownership.count == 0:  # no outer limit in this thread
+        threadpoolctl.OpenBLASController.clear_controlling_thread()
+
+
 class _OneBlasThread:
     def __init__(self):
         self._lock = threading.Lock()
@@ -36,6 +47,7 @@ class _OneBlasThread:
         with self._lock:
             if self._users == 0:
                 self._limiter = _controller().limit(limits=1, user_api="blas")
+                _hand_back_control()
             self._users += 1
 
     def __exit__(self, *exc) -> None:
@@ -44,6 +56,7 @@ class _OneBlasThread:
             if self._users == 0 and self._limiter is not None:
                 self._limiter.restore_original_limits()
                 self._limiter = None
+                _hand_back_control()
 
 
 one_blas_thread = _OneBlasThread()
