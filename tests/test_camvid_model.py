@@ -19,7 +19,7 @@ def test_both_entries_ship_in_the_package():
     for name in ("camvid", "camvid-lite"):
         resolved = resolve(name)
         assert resolved.origin == "packaged", name
-        assert resolved.entry.labels == "camvid11" and resolved.entry.input_size == (360, 480)
+        assert resolved.entry.labels == "camvid11" and resolved.entry.input_size == (540, 720)
 
 
 def _eval(args, capsys) -> dict:
@@ -50,12 +50,23 @@ def test_eval_any_split_name_of_a_camvid_layout_folder(camvid_dir, tmp_path, cap
     assert result["images"] == 3 and result["pixel_acc"] > 65
 
 
-def test_lite_export_agrees_with_the_checkpoint(camvid_dir):
+def test_lite_export_scores_as_the_checkpoint(camvid_dir):
+    """camvid-lite is the checkpoint quantized to int8: the same mask but for boundary
+    pixels, and as right against the reference (on the unseen drive 0006R0 the fold
+    model's int8 export scored within 0.1 mIoU of fp32, configs/README.md)."""
+    from PIL import Image
+
     image = camvid_dir / "val" / "0006R0_000003.png"  # 360x480, CamVid's frame size
+    truth = np.asarray(Image.open(camvid_dir / "valannot" / "0006R0_000003.png"))
     torch_mask = Segmenter("camvid", num_threads=2).segment(image).category_mask
     lite_mask = Segmenter("camvid-lite", num_threads=2).segment(image).category_mask
-    assert torch_mask.shape == lite_mask.shape == (360, 480)
-    assert (torch_mask == lite_mask).mean() > 0.99
+    assert torch_mask.shape == lite_mask.shape == truth.shape == (360, 480)
+    # int8 moves class boundaries by a pixel here and there: 98-99% of pixels agree on
+    # CamVid frames (`seglite export` parity), against 99.97% for fp16
+    assert (torch_mask == lite_mask).mean() > 0.97
+    scored = truth < 11  # 11 is CamVid's void
+    right = [(m == truth)[scored].mean() for m in (torch_mask, lite_mask)]
+    assert right[0] > 0.8 and abs(right[0] - right[1]) < 0.01, right
 
 
 def test_segment_cli_with_the_camvid_model(camvid_dir, tmp_path):

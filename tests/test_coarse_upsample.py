@@ -65,7 +65,7 @@ def test_only_whole_factor_align_corners_upsampling_is_cut():
     assert cut_final_resize(ade) == (4, 4)
     coral = unpack_model((MODEL_DIR / "deeplabv3_mnv2_pascal_quant.tflite").read_bytes())
     assert cut_final_resize(coral) is None  # ends in an ArgMax
-    camvid = Segmenter("camvid-lite")  # 90x120 -> 360x480 is not a whole factor
+    camvid = Segmenter("camvid-lite")  # 68x90 -> 540x720 is not a whole factor
     assert camvid.backend.reduced is not None and camvid.backend.reduced.coarse_factor is None
 
 

@@ -236,3 +236,22 @@ def test_option_sets_are_prepared_once_and_checked():
     coral = Segmenter("coral-pascal-257", num_threads=1)
     with pytest.raises(OptionError, match="class ids only"):
         coral.segment(EXAMPLES / "astronaut.jpg", output_confidence_masks=True)
+
+
+def test_accurate_means_each_models_own_preset():
+    """``accurate=True`` is the zoo entry's preset where it names one: camvid already
+    enlarges CamVid's frames 1.5x into its input, so its tiles are 1x and 4/3 of the input
+    (the frame at 1.5x and 2x); other models take the default 1.5x and 2x of the input."""
+    from seglite.segmenter import ACCURATE_SCALES
+
+    camvid = Segmenter("camvid-lite", num_threads=2, accurate=True)
+    assert camvid.scales == (1.0, 4 / 3) and camvid.flip and camvid.accurate
+    assert camvid.accurate_scales == camvid.scales
+    starter = Segmenter("deeplabv3", num_threads=2, accurate=True)
+    assert starter.scales == ACCURATE_SCALES and starter.flip
+    with pytest.raises(OptionError, match="give one"):
+        Segmenter("deeplabv3", accurate=True, scales=(1.5,))
+    # the same passes as asking for the scales by hand
+    image = EXAMPLES / "chelsea.jpg"
+    by_hand = Segmenter("camvid-lite", num_threads=2, scales=(1.0, 4 / 3), flip=True)
+    assert np.array_equal(camvid.segment(image).category_mask, by_hand.segment(image).category_mask)

@@ -191,6 +191,7 @@ def test_models_health_ready(client):
     assert starter["default"] and starter["confidence"] and starter["classes"] == 21
     assert starter["labels"][PERSON] == "person" and len(starter["colors"]) == 21
     assert re.fullmatch(r"#[0-9a-f]{6}", starter["colors"][PERSON])
+    assert starter["accurate_scales"] == body["accurate_scales"] == [1.5, 2.0]  # the default
     assert body["models"][1]["output"] == "argmax" and not body["models"][1]["confidence"]
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -62,17 +62,15 @@ def add_model_options(p: argparse.ArgumentParser, *, accurate: bool = True) -> N
 
 def segmenter_kwargs(args: argparse.Namespace) -> dict:
     from .image import DEFAULT_MAX_PIXELS
-    from .segmenter import ACCURATE_FLIP, ACCURATE_SCALES
-
     scales, flip = getattr(args, "scales", None), getattr(args, "flip", False)
-    if getattr(args, "accurate", False):
-        if scales is not None:
-            raise OptionError("--accurate and --scales both set the scales: use one")
-        scales, flip = ACCURATE_SCALES, ACCURATE_FLIP
+    accurate = getattr(args, "accurate", False)
+    if accurate and scales is not None:
+        raise OptionError("--accurate and --scales both set the scales: use one")
     return {
         "num_threads": args.threads,
         "scales": scales or (1.0,),
-        "flip": flip,
+        "flip": flip and not accurate,  # the preset mirrors anyway
+        "accurate": accurate,  # the model's own preset (Segmenter.accurate_scales)
         "max_pixels": args.max_pixels or DEFAULT_MAX_PIXELS,
     }
 

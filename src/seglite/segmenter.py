@@ -27,8 +27,15 @@ from .postprocess import ArgmaxKernel, to_masks
 from .result import SegmentationResult, Timings
 from .runtime import Backend, ReducedRun, open_backend
 
-ACCURATE_SCALES = (1.5, 2.0)
+ACCURATE_SCALES = (1.5, 2.0)  # the preset's tiles; a zoo entry may name its own
 ACCURATE_FLIP = True
+
+
+def accurate_scales_of(entry) -> tuple[float, ...]:
+    """The scales ``--accurate`` means for a model: its zoo entry's own where it has them
+    (a model that already runs on enlarged frames), else :data:`ACCURATE_SCALES`."""
+    own = getattr(entry, "accurate_scales", None)
+    return tuple(own) if own else ACCURATE_SCALES
 
 
 def check_scales(scales: Sequence[float] | float | None) -> tuple[float, ...]:
@@ -84,9 +91,10 @@ class SegmentOptions:
             )
         return dataclasses.replace(self, **changes)
 
-    def accurate_preset(self) -> SegmentOptions:
-        """These options in accurate mode: ACCURATE_SCALES, mirrored."""
-        return self.replace(scales=ACCURATE_SCALES, flip=ACCURATE_FLIP)
+    def accurate_preset(self, scales: Sequence[float] = ACCURATE_SCALES) -> SegmentOptions:
+        """These options in accurate mode: ``scales`` (a model's own, see
+        :attr:`Segmenter.accurate_scales`; else ACCURATE_SCALES), mirrored."""
+        return self.replace(scales=scales, flip=ACCURATE_FLIP)
 
 
 @dataclass(frozen=True)
@@ -124,10 +132,13 @@ class Segmenter:
         scales: Sequence[float] | float | None = (1.0,),
         flip: bool = False,
         backend: str = "auto",
+        accurate: bool = False,
     ):
         from .zoo import resolve
 
         options = SegmentOptions(output_category_mask, output_confidence_masks, scales, flip)
+        if accurate and options.accurate:
+            raise OptionError("accurate and scales / flip both choose the passes: give one")
         if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
             raise OptionError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
         self.options = options
@@ -136,6 +147,8 @@ class Segmenter:
 
         resolved = resolve(model)
         self.entry = resolved.entry
+        if accurate:  # the model's own preset, known once the model is
+            self.options = options = options.accurate_preset(accurate_scales_of(self.entry))
         self.model_path: Path = resolved.path
         self.model_name = resolved.entry.name if resolved.entry else resolved.path.name
         # The plain path takes the low-resolution argmax from the model's own graph; accurate
@@ -205,6 +218,11 @@ class Segmenter:
     @property
     def accurate(self) -> bool:
         return self.options.accurate
+
+    @property
+    def accurate_scales(self) -> tuple[float, ...]:
+        """What ``accurate=True`` / ``--accurate`` means for this model."""
+        return accurate_scales_of(self.entry)
 
     def plan(self, options: SegmentOptions) -> _Plan:
         """How ``options`` run here, prepared once per option set (an OptionError for what

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = evaluate(
             model, dataset, num_threads=kw["num_threads"], scales=kw["scales"], flip=kw["flip"],
+            accurate=kw["accurate"],
             output_stride=args.output_stride, max_pixels=kw["max_pixels"], backend=args.backend,
             limit=args.limit, progress=progress,
         )  # fmt: skip

@@ -88,6 +88,7 @@ def evaluate(
     num_threads: int | None = None,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
+    accurate: bool = False,
     output_stride: int | None = None,
     max_pixels: int | None = None,
     backend: str = "auto",
@@ -96,15 +97,16 @@ def evaluate(
 ) -> EvalResult:
     """Segment every image of ``dataset`` with a Segmenter and score the category masks.
 
-    ``scales``/``flip`` are the Segmenter's (a scale is the long side as a multiple of the
-    model's input size). ``output_stride`` applies to PyTorch checkpoints only.
+    ``scales``/``flip``/``accurate`` are the Segmenter's (a scale is the long side as a
+    multiple of the model's input size; ``accurate`` the model's own preset).
+    ``output_stride`` applies to PyTorch checkpoints only.
     """
     from ..image import DEFAULT_MAX_PIXELS
     from ..segmenter import Segmenter
 
     dataset = dataset.subset(limit)
     seg = Segmenter(
-        model, num_threads=num_threads, scales=scales, flip=flip,
+        model, num_threads=num_threads, scales=scales, flip=flip, accurate=accurate,
         max_pixels=max_pixels or DEFAULT_MAX_PIXELS, backend=backend,
     )  # fmt: skip
     try:

@@ -70,6 +70,7 @@ class ModelPool:
         self.model_path = first.model_path
         self.label_set = first.label_set
         self.input_size = first.input_size
+        self.accurate_scales = first.accurate_scales
         self.output_kind: str = first.backend.output_kind
         self.max_pixels = max_pixels
         # LIFO: the most recently used interpreter has the warmest caches.
@@ -109,6 +110,7 @@ class ModelPool:
             "description": e.description if e else f"model file {self.model_path.name}",
             "file": self.model_path.name,
             "input_size": list(self.input_size),
+            "accurate_scales": list(self.accurate_scales),
             "classes": len(ls),
             "labels": list(ls.names),
             "colors": ["#%02x%02x%02x" % ls.color(i) for i in range(len(ls))],

@@ -47,7 +47,7 @@ def segmenter_options(seg: Segmenter, opts: RequestOptions) -> SegmentOptions:
         opts.output in ("cutout", "effect") and seg.backend.output_kind != "argmax"
     )
     options = seg.options.replace(output_confidence_masks=wants)
-    return options.accurate_preset() if opts.accurate else options
+    return options.accurate_preset(seg.accurate_scales) if opts.accurate else options
 
 
 def confidence_png(

@@ -53,6 +53,7 @@ class ModelInfo(BaseModel):
     description: str
     file: str
     input_size: list[int] = Field(description="[height, width]")
+    accurate_scales: list[float] = Field(description="the tiles' scales that accurate=true runs")
     classes: int
     labels: list[str]
     colors: list[str]
@@ -66,7 +67,9 @@ class ModelInfo(BaseModel):
 
 class ModelsResponse(BaseModel):
     default: str
-    accurate_scales: list[float]
+    accurate_scales: list[float] = Field(
+        description="accurate=true's scales, unless a model names its own"
+    )
     unpainted: list[str] = Field(description="class names overlays leave uncoloured")
     max_upload_mb: float
     max_pixels: int
