@@ -117,6 +117,9 @@ class Segmenter:
     model's final upsampling cut unless confidence masks are the default. Per-call options
     that this rewrite does not serve (confidence masks from a cut graph, accurate mode) go
     through ``backend.run()``, which returns the model's own output either way.
+
+    ``accurate=True`` sets the scales and flip to this model's accurate preset
+    (:attr:`accurate_scales`, mirrored); give it or ``scales``/``flip``, not both.
     """
 
     def __init__(
