@@ -53,7 +53,8 @@ def test_eval_any_split_name_of_a_camvid_layout_folder(camvid_dir, tmp_path, cap
 def test_lite_export_scores_as_the_checkpoint(camvid_dir):
     """camvid-lite is the checkpoint quantized to int8: the same mask but for boundary
     pixels, and as right against the reference (on the unseen drive 0006R0 the fold
-    model's int8 export scored within 0.1 mIoU of fp32, configs/README.md)."""
+    model's int8 export at 540x720 scored 52.07 mIoU against 52.30 for fp32,
+    configs/README.md)."""
     from PIL import Image
 
     image = camvid_dir / "val" / "0006R0_000003.png"  # 360x480, CamVid's frame size
