@@ -354,6 +354,39 @@ def test_argmax_exports_give_class_ids_equal_to_pytorch(tmp_path):
             assert "ARG_MAX" in _ops(r.path)
 
 
+def test_a_model_with_a_logit_refiner_exports_to_tflite_and_onnx(tmp_path):
+    """The refiner's stride-4 branch (concat, separable conv, add) converts and agrees."""
+    _needs_converter()
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from seglite.export import ExportSource, export_model
+    from seglite.models.deeplab import deeplab
+
+    torch.manual_seed(0)
+    model = deeplab(version="v3", backbone="mobilenet_v2", depth_multiplier=0.35,
+                    num_classes=3, aspp_channels=16, atrous_rates=[], refiner_channels=8,
+                    labels=["sky", "tree", "road"])  # fmt: skip
+    torch.nn.init.normal_(model.refiner.out.weight, std=0.5)  # a correction that shows
+    src = ExportSource(model=model.eval(), name="refined", labels=["sky", "tree", "road"],
+                       input_size=(65, 97), description="tiny refined net", origin="tests")  # fmt: skip
+    pixels = np.array(Image.open(EXAMPLES / "chelsea.jpg").convert("RGB").resize((97, 65)))
+    with torch.no_grad():
+        x = ((torch.from_numpy(pixels).float() - 127.5) / 127.5).permute(2, 0, 1)[None]
+        assert not torch.allclose(model(x), _without_refiner(model)(x))
+    for fmt in ("tflite", "onnx"):
+        r = export_model(src, format=fmt, out=tmp_path / f"refined.{fmt}", parity_images=EXAMPLES)
+        assert r.parity.agreement > 99.5, (fmt, r.parity)
+
+
+def _without_refiner(model):
+    import copy
+
+    plain = copy.deepcopy(model)
+    plain.refiner = None
+    return plain
+
+
 # ------------------------------------------------------------------------- bad input
 
 

@@ -35,6 +35,7 @@ CORAL = {
     "deeplabv3_mnv2_dm05_pascal_quant.tflite": 0.5,
 }
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """Tiny tensors gain little from threads; one spares the cores shared with other runs."""

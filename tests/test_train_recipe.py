@@ -75,6 +75,41 @@ def test_class_map_names_must_exist(voc_checkpoint):
         TrainConfig(dataset="x", class_map={"car": []}).validate()
 
 
+def test_a_fresh_refiner_keeps_the_mapped_model_and_then_learns(voc_checkpoint, tmp_path):
+    """A logit refiner added to a mapped checkpoint computes what the model computed
+    without it; a few steps on a real photo move it, and its checkpoint reloads as is."""
+    base = dict(dataset="x", init=str(voc_checkpoint), output_stride=16,
+                class_map={"pedestrian": ["person"], "car": ["car"]})  # fmt: skip
+    torch.manual_seed(0)
+    plain = build_model(TrainConfig(**base), 11, CAMVID11).eval()
+    torch.manual_seed(0)
+    refined = build_model(TrainConfig(**base, refiner_channels=16), 11, CAMVID11)
+    assert plain.refiner is None and refined.config["refiner_channels"] == 16
+    x, y = pet_batch()
+    y = torch.where((y == 8) | (y == 12), 9, 255)  # the pet as CamVid's pedestrian
+    with torch.no_grad():
+        torch.testing.assert_close(refined.eval()(x), plain(x), rtol=0, atol=1e-4)
+    refined.train()
+    opt = torch.optim.SGD(refined.refiner.parameters(), lr=0.05, momentum=0.9)
+    xs, ys = torch.cat([x, x.flip(-1)]), torch.cat([y, y.flip(-1)])
+    losses = []
+    for _ in range(8):
+        loss = segmentation_loss(refined(xs), ys, ignore_index=255)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] and float(refined.refiner.out.weight.abs().sum()) > 0
+    path = tmp_path / "refined.safetensors"
+    save_checkpoint(refined.eval(), path)
+    again = load_checkpoint(path).eval()
+    assert again.refiner is not None and again.refiner.channels == 16
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), refined(x))
+    with pytest.raises(OptionError):
+        TrainConfig(dataset="x", refiner_channels=-1).validate()
+
+
 def test_ohem_keeps_the_hard_pixels_of_a_real_prediction():
     model = starter_model(pretrained=True, decoder=False).eval()
     x, y = pet_batch()

@@ -295,7 +295,9 @@ def test_list_models(env, monkeypatch):
     assert by_name["ade20k"]["classes"] == 151 and by_name["coral-pascal"]["output"] == "argmax"
     assert by_name["deeplabv3"]["input"] == "257x257" and by_name["deeplabv3"]["size_mb"] == 2.8
     # Every DeepLab file imports into PyTorch; the person models are not DeepLabs.
-    deeplabs = [r for r in rows if r["name"] not in ("selfie", "selfie-landscape", "camvid", "camvid-lite")]
+    deeplabs = [
+        r for r in rows if r["name"] not in ("selfie", "selfie-landscape", "camvid", "camvid-lite")
+    ]
     assert all(r["imports to PyTorch"] == "yes" for r in deeplabs) and len(deeplabs) == 9
     assert by_name["selfie"]["imports to PyTorch"] == "no" and by_name["selfie"]["local"] == "yes"
     assert by_name["ade20k-mlperf"]["classes"] == 32 and by_name["selfie"]["classes"] == 2

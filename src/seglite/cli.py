@@ -62,6 +62,7 @@ def add_model_options(p: argparse.ArgumentParser, *, accurate: bool = True) -> N
 
 def segmenter_kwargs(args: argparse.Namespace) -> dict:
     from .image import DEFAULT_MAX_PIXELS
+
     scales, flip = getattr(args, "scales", None), getattr(args, "flip", False)
     accurate = getattr(args, "accurate", False)
     if accurate and scales is not None:

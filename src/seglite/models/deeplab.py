@@ -8,7 +8,7 @@ at the input's size (bilinear, ``align_corners=True`` as in TF1 DeepLab).
 Every model carries ``model.config``: the builder's keyword arguments, resolved, so that
 ``deeplab(**model.config)`` rebuilds the same architecture (checkpoints store it).
 
-A little over 400 lines: the model class and its one validated builder, whose option
+Under 500 lines: the model class and its one validated builder, whose option
 checks are most of the file.
 """
 
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..errors import ModelError, OptionError
 from ..labels import LABEL_SETS
-from .heads import ASPP, ASPPSum, Decoder, LargeFOV
+from .heads import ASPP, ASPPSum, Decoder, LargeFOV, LogitRefiner
 from .layers import UPSAMPLING, init_classifier, init_weights, resize_bilinear, use_tf_same_padding
 from .registry import BACKBONES, backbone_entry
 
@@ -40,7 +40,8 @@ _DEFAULT_RATES = {"v1": ((12,), 8), "v2": ((6, 12, 18, 24), 8), "v3": ((6, 12, 1
 
 
 class DeepLab(nn.Module):
-    """backbone -> head [-> decoder] -> classifier -> bilinear upsample to the input size."""
+    """backbone -> head [-> decoder] -> classifier [-> refiner] -> bilinear upsample to
+    the input size."""
 
     def __init__(
         self,
@@ -49,6 +50,7 @@ class DeepLab(nn.Module):
         classifier: nn.Module,
         decoder: nn.Module | None = None,
         *,
+        refiner: nn.Module | None = None,
         config: dict[str, Any],
         align_corners: bool = True,
         upsampling: str | None = None,
@@ -58,6 +60,7 @@ class DeepLab(nn.Module):
         self.head = head
         self.decoder = decoder
         self.classifier = classifier
+        self.refiner = refiner
         self.align_corners = align_corners
         self.upsampling = upsampling or ("align_corners" if align_corners else "half_pixel")
         self.config = config
@@ -69,6 +72,8 @@ class DeepLab(nn.Module):
         if self.decoder is not None:
             y = self.decoder(y, feats["low_level"])
         y = self.classifier(y)
+        if self.refiner is not None:
+            y = self.refiner(y, feats["low_level"])
         return resize_bilinear(y, size, self.upsampling)
 
     @property
@@ -120,6 +125,25 @@ class DeepLab(nn.Module):
             self.classifier = classifier.to(old.weight.device, old.weight.dtype)
         self.config["num_classes"] = num_classes
         self.config["labels"] = labels
+        if self.refiner is not None:  # its input is the scores: a new one, at zero
+            self.add_refiner(self.refiner.channels)
+        return self
+
+    def add_refiner(self, channels: int = 64) -> DeepLab:
+        """Give the model a stride-4 ``LogitRefiner`` that starts as the identity, so what
+        the model computes is unchanged until training moves it. Returns ``self``."""
+        _check_int("refiner_channels", channels)
+        refiner = LogitRefiner(
+            self.num_classes,
+            self.backbone.low_level_channels,
+            channels=channels,
+            upsampling=self.upsampling,
+        )
+        init_weights(refiner)
+        refiner.zero_correction()
+        w = next(self.backbone.parameters())
+        self.refiner = refiner.to(w.device, w.dtype)
+        self.config["refiner_channels"] = channels
         return self
 
     def parts(self) -> dict[str, nn.Module]:
@@ -129,6 +153,8 @@ class DeepLab(nn.Module):
             parts["decoder"] = self.decoder
         if not isinstance(self.classifier, nn.Identity):
             parts["classifier"] = self.classifier
+        if self.refiner is not None:
+            parts["refiner"] = self.refiner
         return parts
 
 
@@ -221,6 +247,7 @@ def deeplab(
     decoder_channels: int | None = None,
     decoder_low_level_channels: int | None = None,
     decoder_separable: bool | None = None,
+    refiner_channels: int | None = None,
     labels: str | Sequence[str] | None = None,
     align_corners: bool = True,
     upsampling: str | None = None,
@@ -250,6 +277,8 @@ def deeplab(
         decoder_channels: v3+: width of the decoder's 3x3 convs (default 256).
         decoder_low_level_channels: v3+: projection of the low-level feature (default 48).
         decoder_separable: v3+: separable decoder convs (default: Xception).
+        refiner_channels: add a ``LogitRefiner`` of this width: class scores corrected at
+            stride 4 from the low-level feature, starting as the identity (any version).
         labels: label-set key ("voc21", "camvid11", ...) or class names, kept in ``config``.
         align_corners: bilinear upsampling convention (True matches TF1 DeepLab).
         upsampling: the convention by name, overriding ``align_corners``: "align_corners",
@@ -343,6 +372,8 @@ def deeplab(
         config["decoder_separable"] = (
             separable if decoder_separable is None else bool(decoder_separable)
         )
+    if refiner_channels is not None:
+        config["refiner_channels"] = _check_int("refiner_channels", refiner_channels)
     config["labels"] = labels
     config["align_corners"] = bool(align_corners)
     if upsampling is not None:
@@ -426,6 +457,8 @@ def _build(config: dict[str, Any]) -> DeepLab:
             init_classifier(conv)
     else:
         init_classifier(classifier)
+    if config.get("refiner_channels"):
+        model.add_refiner(config["refiner_channels"])
     return model
 
 

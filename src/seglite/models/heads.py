@@ -194,3 +194,43 @@ class Decoder(nn.Module):
         low = self.low_level(low_level)
         x = resize_bilinear(x, low.shape[-2:], self.upsampling)
         return self.fuse(torch.cat([x, low], dim=1))
+
+
+class LogitRefiner(nn.Module):
+    """A correction of the class scores at stride 4, from the scores and the stride-4
+    low-level feature: ``up(logits) + f(concat(up(logits), low))``.
+
+    Why not the v3+ decoder: that one feeds the classifier with new features, so a model
+    that gains it loses what its classifier knew (a checkpoint's, or rows mapped from
+    another label set). ``f`` ends in a zero-initialized 1x1 conv, so a model with a fresh
+    refiner computes exactly what it did without one, and training learns only the
+    correction: sharper edges and the thin things (poles, signs) that a stride-8 or 16
+    feature blurs. It works on scores (few channels), not the 256-wide head output, so it
+    stays cheap at stride 4: a separable 3x3 and two 1x1 convs.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        low_level_in: int,
+        *,
+        channels: int = 64,
+        low_level_channels: int = 48,
+        upsampling: str = "align_corners",
+    ) -> None:
+        super().__init__()
+        self.low_level = ConvBNAct(low_level_in, low_level_channels, 1)
+        self.fuse = SeparableConv(num_classes + low_level_channels, channels, 3)
+        self.out = nn.Conv2d(channels, num_classes, 1)
+        self.upsampling = upsampling
+        self.channels = channels
+
+    def zero_correction(self) -> None:
+        """Make the refiner the identity on the scores (its output conv all zeros)."""
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, logits: Tensor, low_level: Tensor) -> Tensor:
+        low = self.low_level(low_level)
+        up = resize_bilinear(logits, low.shape[-2:], self.upsampling)
+        return up + self.out(self.fuse(torch.cat([up, low], dim=1)))

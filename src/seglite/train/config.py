@@ -55,6 +55,9 @@ class TrainConfig:
     # those rows of the new classifier from the source rows (averaged) instead of at random
     class_map: dict[str, list[str]] | None = None
     input_size: list[int] | None = None  # [h, w] stored for the runtime; default: val image size
+    # > 0: give the model a stride-4 LogitRefiner this wide if it has none (models/heads.py):
+    # it starts as the identity, so a checkpoint's or mapped classifier keeps what it knew
+    refiner_channels: int = 0
     # optimization
     iterations: int = 1000  # optimizer steps
     batch_size: int = 8  # images per process per micro-batch
@@ -121,6 +124,14 @@ class TrainConfig:
 
         for name in ("iterations", "batch_size", "accum_steps", "threads", "log_every"):
             positive(name)
+        if (
+            isinstance(self.refiner_channels, bool)
+            or not isinstance(self.refiner_channels, int)
+            or self.refiner_channels < 0
+        ):
+            raise OptionError(
+                f"refiner_channels must be an integer >= 0, got {self.refiner_channels!r}"
+            )
         if self.output_stride not in (8, 16, 32) or self.val_output_stride not in (8, 16, 32):
             raise OptionError("output_stride and val_output_stride must be 8, 16 or 32")
         if len(self.crop_size) != 2 or min(self.crop_size) < 16:

@@ -11,7 +11,15 @@ from .config import TrainConfig
 
 def build_model(cfg: TrainConfig, num_classes: int, labels):
     """The model to train, at ``cfg.output_stride``: imported starter weights, a
-    checkpoint (classifier replaced if the classes differ) or random weights."""
+    checkpoint (classifier replaced if the classes differ) or random weights; with a
+    fresh refiner where ``cfg.refiner_channels`` asks for one and the model has none."""
+    model = _initial_model(cfg, num_classes, labels)
+    if cfg.refiner_channels and model.refiner is None:
+        model.add_refiner(cfg.refiner_channels)
+    return model
+
+
+def _initial_model(cfg: TrainConfig, num_classes: int, labels):
     from ..models.deeplab import deeplab
     from ..models.pretrained import starter_model
     from ..models.registry import backbone_entry
