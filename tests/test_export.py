@@ -355,12 +355,15 @@ def test_argmax_exports_give_class_ids_equal_to_pytorch(tmp_path):
 
 
 def test_a_model_with_a_logit_refiner_exports_to_tflite_and_onnx(tmp_path):
-    """The refiner's stride-4 branch (concat, separable conv, add) converts and agrees."""
+    """The refiner's stride-4 branch (concat, separable conv, add) converts and agrees, and
+    the checkpoint's own --accurate scales travel into both files."""
     _needs_converter()
     pytest.importorskip("onnxruntime")
     import torch
 
-    from seglite.export import ExportSource, export_model
+    from seglite import Segmenter
+    from seglite.export import export_model, load_source
+    from seglite.models.checkpoint import save_checkpoint
     from seglite.models.deeplab import deeplab
 
     torch.manual_seed(0)
@@ -368,8 +371,11 @@ def test_a_model_with_a_logit_refiner_exports_to_tflite_and_onnx(tmp_path):
                     num_classes=3, aspp_channels=16, atrous_rates=[], refiner_channels=8,
                     labels=["sky", "tree", "road"])  # fmt: skip
     torch.nn.init.normal_(model.refiner.out.weight, std=0.5)  # a correction that shows
-    src = ExportSource(model=model.eval(), name="refined", labels=["sky", "tree", "road"],
-                       input_size=(65, 97), description="tiny refined net", origin="tests")  # fmt: skip
+    ckpt = tmp_path / "refined.safetensors"
+    meta = {"seglite.input_size": [65, 97], "seglite.accurate_scales": [1.0, 1.3333]}
+    save_checkpoint(model.eval(), ckpt, extra_metadata=meta)
+    src = load_source(str(ckpt))
+    assert src.accurate_scales == (1.0, 1.3333) and src.input_size == (65, 97)
     pixels = np.array(Image.open(EXAMPLES / "chelsea.jpg").convert("RGB").resize((97, 65)))
     with torch.no_grad():
         x = ((torch.from_numpy(pixels).float() - 127.5) / 127.5).permute(2, 0, 1)[None]
@@ -377,6 +383,8 @@ def test_a_model_with_a_logit_refiner_exports_to_tflite_and_onnx(tmp_path):
     for fmt in ("tflite", "onnx"):
         r = export_model(src, format=fmt, out=tmp_path / f"refined.{fmt}", parity_images=EXAMPLES)
         assert r.parity.agreement > 99.5, (fmt, r.parity)
+        seg = Segmenter(r.path, accurate=True, num_threads=1)
+        assert seg.accurate_scales == (1.0, 1.3333) == seg.options.scales
 
 
 def _without_refiner(model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import struct
 import zipfile
 
@@ -221,6 +222,39 @@ def test_custom_metadata_layout():
     assert root > 0 and read_metadata(out).output_activation == "SIGMOID"
 
 
+def test_model_names_its_own_accurate_scales(tmp_path):
+    """SEGLITE_METADATA carries what --accurate means for a model that runs on enlarged
+    frames; the Segmenter takes it, and a bad entry is a one-line error, not a crash."""
+    from seglite import Segmenter
+
+    meta = dataclasses.replace(read_metadata(model_bytes(OFFICIAL)), accurate_scales=(1.0, 4 / 3))
+    path = tmp_path / "own_scales.tflite"
+    path.write_bytes(write_metadata(model_bytes(STARTER), meta))
+    got = read_metadata(path)
+    assert got.accurate_scales == pytest.approx((1.0, 4 / 3)) and got.labels == VOC_LABELS
+    seg = Segmenter(path, accurate=True, num_threads=1)
+    assert seg.options.scales == pytest.approx((1.0, 4 / 3)) and seg.options.flip
+    assert Segmenter(model_file(STARTER), num_threads=1).accurate_scales == (1.5, 2.0)
+    # Another writer's bad entries, written in place of a good one of the same length.
+    good = write_metadata(
+        model_bytes(STARTER), dataclasses.replace(meta, accurate_scales=(1.0,) * 8)
+    )
+    entry = json.dumps({"accurate_scales": [1.0] * 8}).encode()
+    for bad in ([0.1], [], "fast", [1] * 9, [True], "{not json"):
+        text = (
+            bad
+            if isinstance(bad, str) and bad.startswith("{")
+            else json.dumps({"accurate_scales": bad})
+        )
+        assert len(text) <= len(entry)
+        raw = good.replace(entry, text.encode().ljust(len(entry)))
+        with pytest.raises(ModelError, match="accurate_scales|not JSON") as err:
+            read_metadata(raw)
+        assert "\n" not in str(err.value)
+    with pytest.raises(OptionError, match="accurate_scales"):
+        write_metadata(model_bytes(STARTER), dataclasses.replace(meta, accurate_scales=(0.0,)))
+
+
 def test_mediapipe_loads_written_model():
     try:
         import mediapipe as mp
@@ -228,8 +262,10 @@ def test_mediapipe_loads_written_model():
     except ImportError as exc:
         pytest.skip(f"mediapipe is not importable here ({exc}); pip install mediapipe")
     official, starter = model_bytes(OFFICIAL), model_bytes(STARTER)
-    meta = dataclasses.replace(read_metadata(official), output_activation="SOFTMAX")
-    written = write_metadata(starter, meta)
+    meta = dataclasses.replace(
+        read_metadata(official), output_activation="SOFTMAX", accurate_scales=(1.0, 1.25)
+    )
+    written = write_metadata(starter, meta)  # seglite's own entry beside MediaPipe's
     rgb = np.random.default_rng(3).integers(0, 256, (257, 257, 3), dtype=np.uint8)
     rgb[60:200, 80:180] = (200, 120, 90)  # something to segment
     image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
@@ -248,5 +284,6 @@ def test_mediapipe_loads_written_model():
     labels, cat, conf = segment(written)
     ref_labels, ref_cat, _ = segment(official)
     assert labels == ref_labels == VOC_LABELS
+    assert read_metadata(written).accurate_scales == (1.0, 1.25)
     assert np.array_equal(cat, ref_cat)  # same normalization read from the metadata
     np.testing.assert_allclose(conf.sum(-1), 1.0, atol=1e-4)  # softmax from the metadata

@@ -292,5 +292,12 @@ def test_val_scale_validates_at_the_runtimes_size(camvid, tmp_path):
         for s in (1.0, 1.5)
     }
     assert results["val_os8"]["miou"] == pytest.approx(miou[1.5])
+    # --accurate for it means the preset's frame sizes (1.5x and 2x the frame), not tiles
+    # at 1.5x and 2x of an input that already enlarges the frame 1.5x
+    from seglite import Segmenter
+
+    assert model.checkpoint_metadata["seglite.accurate_scales"] == [1.0, 1.3333]
+    seg = Segmenter(tmp_path / "r" / "final.safetensors", accurate=True, num_threads=1)
+    assert seg.options.scales == (1.0, 1.3333) and seg.options.flip
     recs = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert all(r["val_scale"] == 1.5 for r in recs if "val_miou" in r and not r.get("final"))

@@ -5,8 +5,10 @@ MediaPipe's bundled writer does not import in current wheels. The metadata is a 
 (tflite-support's metadata_schema.fbs, file identifier "M001") kept in a model buffer whose
 entry in ``Model.metadata`` is named "TFLITE_METADATA"; the files it names (the label map)
 live in a zip appended to the model file. Only the subset a segmenter needs is handled:
-model info, input normalization and colour space, the output label map, and MediaPipe's
-"SEGMENTER_METADATA" custom metadata (output activation).
+model info, input normalization and colour space, the output label map, MediaPipe's
+"SEGMENTER_METADATA" custom metadata (output activation), and seglite's own
+"SEGLITE_METADATA" custom metadata (JSON: the model's ``--accurate`` scales), which other
+readers skip by its name.
 
 Reading runs at every model load, so it walks the flatbuffer in place with bounds-checked
 accessors (no copy of the weights) and turns any inconsistency into a one-line ModelError.
@@ -18,6 +20,7 @@ the bounds-checked accessors, and split apart they would have to agree by conven
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -30,6 +33,8 @@ from .labels import parse_label_lines
 
 METADATA_NAME = "TFLITE_METADATA"
 SEGMENTER_METADATA_NAME = "SEGMENTER_METADATA"  # MediaPipe's custom metadata for segmenters
+SEGLITE_METADATA_NAME = "SEGLITE_METADATA"  # seglite's: JSON, e.g. {"accurate_scales": [1, 1.5]}
+MAX_SEGLITE_METADATA = 4096  # bytes: a few numbers, never a payload
 ACTIVATIONS = ("NONE", "SIGMOID", "SOFTMAX")  # mediapipe.tasks.Activation, in enum order
 COLOR_SPACES = ("UNKNOWN", "RGB", "GRAYSCALE")  # tflite.ColorSpaceType, in enum order
 _TENSOR_AXIS_LABELS = 2  # tflite.AssociatedFileType
@@ -64,6 +69,7 @@ class SegmentationMetadata:
     min_parser_version: str | None = None
     associated_files: list[str] = field(default_factory=list)
     display_names: dict[str, list[str]] = field(default_factory=dict)
+    accurate_scales: tuple[float, ...] | None = None  # SEGLITE_METADATA: --accurate's tiles
 
 
 class _Corrupt(Exception):
@@ -257,9 +263,25 @@ def _parse(raw: bytes) -> tuple[SegmentationMetadata, list[tuple[str, str | None
                 opts = _root(custom.blob(1) or b"", b"V001")  # ImageSegmenterOptions
                 act = opts.scalar(0, _I8)
                 meta.output_activation = ACTIVATIONS[act] if 0 <= act < 3 else f"UNKNOWN({act})"
+            elif custom.string(0) == SEGLITE_METADATA_NAME:
+                _parse_seglite(custom.blob(1) or b"", meta)
     names = (af.string(0) for af in files)
     meta.associated_files = list(dict.fromkeys(n for n in names if n))
     return meta, label_files
+
+
+def _parse_seglite(raw: bytes, meta: SegmentationMetadata) -> None:
+    from .runtime.info import declared_scales
+
+    if len(raw) > MAX_SEGLITE_METADATA:
+        raise ModelError(f"{SEGLITE_METADATA_NAME} is {len(raw):,} bytes; not seglite's")
+    try:
+        values = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise ModelError(f"{SEGLITE_METADATA_NAME} is not JSON") from None
+    scales = values.get("accurate_scales") if isinstance(values, dict) else None
+    if scales is not None:
+        meta.accurate_scales = declared_scales(scales, SEGLITE_METADATA_NAME)
 
 
 def _parse_input(tensor: _Table, meta: SegmentationMetadata) -> None:
@@ -375,6 +397,13 @@ def _validate(meta: SegmentationMetadata) -> None:
         raise OptionError("input_mean and input_std must be given together, of equal length")
     if std is not None and (not std or any(s == 0 for s in std)):
         raise OptionError("input_std must be non-empty and non-zero")
+    if meta.accurate_scales is not None:
+        from .runtime.info import declared_scales
+
+        try:
+            declared_scales(meta.accurate_scales, "metadata")
+        except ModelError as exc:
+            raise OptionError(str(exc)) from None
 
 
 def _label_files(meta: SegmentationMetadata, name: str) -> list[tuple[str, str | None, str]]:
@@ -457,14 +486,18 @@ def _build_metadata(
     fb = _Builder()
     in_mds = [_input_md(fb, meta, shape, ttype) for shape, ttype in inputs]
     out_mds = [_output_md(fb, label_files) for _ in range(max(n_outputs, 1))]
-    custom = None
+    customs = []  # CustomMetadata{name, data}
     if meta.output_activation is not None:
         seg = _Builder()  # mediapipe.tasks.ImageSegmenterOptions{activation, min_parser_version}
         act = ACTIVATIONS.index(meta.output_activation)
         seg_opts = seg.table(2, refs=[(1, seg.string("1.0.0"))], bytes_=[(0, act)])
         data = fb.blob(seg.finish(seg_opts, b"V001"), align=16)
-        cm = fb.table(2, refs=[(0, fb.string(SEGMENTER_METADATA_NAME)), (1, data)])
-        custom = fb.refs([cm])
+        customs.append(fb.table(2, refs=[(0, fb.string(SEGMENTER_METADATA_NAME)), (1, data)]))
+    if meta.accurate_scales:
+        text = json.dumps({"accurate_scales": [float(s) for s in meta.accurate_scales]})
+        data = fb.blob(text.encode("utf-8"))
+        customs.append(fb.table(2, refs=[(0, fb.string(SEGLITE_METADATA_NAME)), (1, data)]))
+    custom = fb.refs(customs) if customs else None
     sg = fb.table(
         10, refs=[(2, fb.refs(in_mds)), (3, fb.refs(out_mds)), (9, custom)]
     )  # SubGraphMetadata

@@ -31,10 +31,11 @@ ACCURATE_SCALES = (1.5, 2.0)  # the preset's tiles; a zoo entry may name its own
 ACCURATE_FLIP = True
 
 
-def accurate_scales_of(entry) -> tuple[float, ...]:
-    """The scales ``--accurate`` means for a model: its zoo entry's own where it has them
-    (a model that already runs on enlarged frames), else :data:`ACCURATE_SCALES`."""
-    own = getattr(entry, "accurate_scales", None)
+def accurate_scales_of(entry, info=None) -> tuple[float, ...]:
+    """The scales ``--accurate`` means for a model that already runs on enlarged frames:
+    its zoo entry's own, else those its file names (``ModelInfo.accurate_scales``: a
+    checkpoint trained with ``val_scale``, or its export), else :data:`ACCURATE_SCALES`."""
+    own = getattr(entry, "accurate_scales", None) or getattr(info, "accurate_scales", None)
     return tuple(own) if own else ACCURATE_SCALES
 
 
@@ -150,8 +151,6 @@ class Segmenter:
 
         resolved = resolve(model)
         self.entry = resolved.entry
-        if accurate:  # the model's own preset, known once the model is
-            self.options = options = options.accurate_preset(accurate_scales_of(self.entry))
         self.model_path: Path = resolved.path
         self.model_name = resolved.entry.name if resolved.entry else resolved.path.name
         # The plain path takes the low-resolution argmax from the model's own graph; accurate
@@ -163,6 +162,8 @@ class Segmenter:
             fuse_argmax=options.output_category_mask,
             cut_final_resize=not options.output_confidence_masks,
         )
+        if accurate:  # the model's own preset, known once the model is open
+            self.options = options = options.accurate_preset(self.accurate_scales)
         self._plans: dict[SegmentOptions, _Plan] = {}
         self._argmax: ArgmaxKernel | None = None
         self._default = self.plan(options)  # errors in the defaults surface here, at once
@@ -225,7 +226,7 @@ class Segmenter:
     @property
     def accurate_scales(self) -> tuple[float, ...]:
         """What ``accurate=True`` / ``--accurate`` means for this model."""
-        return accurate_scales_of(self.entry)
+        return accurate_scales_of(self.entry, self.backend.info)
 
     def plan(self, options: SegmentOptions) -> _Plan:
         """How ``options`` run here, prepared once per option set (an OptionError for what

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ImageError, ModelError, ModelNotFoundError, OptionError, SegliteError
 from ..files import write_atomic
+from ..runtime.info import declared_scales
 
 if TYPE_CHECKING:  # torch is an optional extra
     from torch import nn
@@ -50,6 +51,7 @@ class ExportSource:
     input_size: tuple[int, int] | None  # (height, width) stored with the model, if any
     description: str
     origin: str
+    accurate_scales: tuple[float, ...] | None = None  # what --accurate means for it, if its own
 
 
 @dataclass
@@ -148,6 +150,7 @@ def load_source(spec: str | os.PathLike, *, output_stride: int | None = None) ->
     if output_stride is not None and output_stride not in (8, 16, 32):
         raise OptionError(f"output stride must be 8, 16 or 32, got {output_stride!r}")
     stored_stride = None
+    scales = None
     text = str(spec)
     if text.lower() == STARTER:
         from ..models import starter_model
@@ -166,7 +169,9 @@ def load_source(spec: str | os.PathLike, *, output_stride: int | None = None) ->
         if not path.is_file() and not path.suffix:  # a zoo name, as segment and eval take
             from ..zoo import resolve
 
-            path = resolve(text).path
+            resolved = resolve(text)
+            path = resolved.path
+            scales = getattr(resolved.entry, "accurate_scales", None)
         suffix = path.suffix.lower()
         if suffix not in (".safetensors", ".tflite"):
             raise OptionError(
@@ -190,6 +195,8 @@ def load_source(spec: str | os.PathLike, *, output_stride: int | None = None) ->
             meta = getattr(model, "checkpoint_metadata", {}) or {}
             size = _size_from(meta.get("seglite.input_size"))
             stored_stride = meta.get("seglite.eval_output_stride")
+            if meta.get("seglite.accurate_scales") is not None:
+                scales = declared_scales(meta["seglite.accurate_scales"], str(path))
         model = model.eval()
         name, origin = path.stem, path.name
     stride = output_stride or stored_stride
@@ -206,6 +213,7 @@ def load_source(spec: str | os.PathLike, *, output_stride: int | None = None) ->
         input_size=size,
         description=_describe(config),
         origin=origin,
+        accurate_scales=tuple(scales) if scales else None,
     )
 
 

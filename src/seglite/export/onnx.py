@@ -26,7 +26,7 @@ def metadata_properties(source: ExportSource) -> dict[str, str]:
     """``metadata_props`` of the exported model: what the ONNX backend needs, and provenance."""
     from .. import __version__
 
-    return {
+    props = {
         "mean": "127.5",
         "std": "127.5",
         "labels": json.dumps(list(source.labels)),
@@ -36,6 +36,9 @@ def metadata_properties(source: ExportSource) -> dict[str, str]:
         "seglite.source": source.origin,
         "seglite.version": __version__,
     }
+    if source.accurate_scales:
+        props["seglite.accurate_scales"] = json.dumps(list(source.accurate_scales))
+    return props
 
 
 def _wrap(model, argmax: bool, num_classes: int | None):

@@ -320,6 +320,7 @@ def segmentation_metadata(
         label_file_name="labelmap.txt",
         output_activation="NONE" if argmax else "SOFTMAX",
         color_space="RGB",
+        accurate_scales=source.accurate_scales,
     )
 
 

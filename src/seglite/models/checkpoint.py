@@ -8,6 +8,8 @@ Metadata keys written:
 - ``seglite.format``: "seglite.deeplab/1"
 - ``seglite.config``: JSON of ``model.config``
 - ``seglite.preprocess``: JSON, how inputs are normalized (mean, std, layout, channels)
+- from training: ``seglite.input_size``, ``seglite.eval_output_stride``, ``seglite.train``
+  and, for a model run on enlarged frames, ``seglite.accurate_scales``
 - anything in ``extra_metadata`` (strings as they are, other values as JSON)
 """
 
@@ -21,6 +23,7 @@ import torch
 
 from ..errors import ModelError, require
 from ..files import write_atomic
+from ..runtime.info import declared_scales
 from .deeplab import INPUT_MEAN, INPUT_STD, DeepLab, from_config
 
 FORMAT = "seglite.deeplab/1"
@@ -101,6 +104,8 @@ def _decoded_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
             f"{path}: seglite.input_size must be [height, width], whole numbers from 16 to "
             f"{MAX_SIDE}, got {size!r}"
         )
+    if decoded.get("seglite.accurate_scales") is not None:
+        declared_scales(decoded["seglite.accurate_scales"], str(path))
     stride = decoded.get("seglite.eval_output_stride")
     if stride is not None and stride not in (8, 16, 32):
         raise ModelError(f"{path}: seglite.eval_output_stride must be 8, 16 or 32, got {stride!r}")

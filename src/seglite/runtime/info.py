@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from ..errors import ModelError
+
 OutputKind = Literal["logits", "argmax", "sigmoid"]  # sigmoid: run() gives 2 log-probs
 T = TypeVar("T")
 
@@ -34,6 +36,20 @@ UNIT_STD: tuple[float, ...] = (255.0,)
 # Keys of ModelInfo.sources: what each says where it came from.
 SOURCE_KEYS = ("input", "output", "labels", "display_names", "normalization")
 DEFAULT = "default"  # the value of a source that the file did not give
+MAX_SCALES = 8  # tiles' scales a file may declare for its --accurate
+
+
+def declared_scales(value, where: str) -> tuple[float, ...]:
+    """The ``--accurate`` scales a model file declares (a checkpoint's metadata, a TFLite
+    or ONNX file's): 1 to 8 numbers from 0.25 to 8, or a one-line ModelError."""
+    ok = isinstance(value, (list, tuple)) and 1 <= len(value) <= MAX_SCALES
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not ok or not all(0.25 <= v <= 8.0 for v in value):
+        raise ModelError(
+            f"{where}: accurate_scales must be 1 to {MAX_SCALES} numbers from 0.25 to 8, "
+            f"got {str(value)[:80]}"
+        )
+    return tuple(float(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,9 @@ class ModelInfo:
     mean: tuple[float, ...] = DEFAULT_MEAN
     std: tuple[float, ...] = DEFAULT_STD
     sources: Mapping[str, str] = field(default_factory=dict)
+    # the tiles' scales --accurate means for this model where its file names them (a model
+    # that already runs on enlarged frames); None: the Segmenter's preset
+    accurate_scales: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         labels = tuple(self.labels) if self.labels else None
@@ -101,6 +120,7 @@ class ModelInfo:
             "mean": list(self.mean),
             "std": list(self.std),
             "sources": dict(self.sources),
+            "accurate_scales": list(self.accurate_scales) if self.accurate_scales else None,
         }
 
 

@@ -189,6 +189,7 @@ class LiteRTBackend(Described):
             mean=mean,
             std=std,
             sources=sources,
+            accurate_scales=metadata.accurate_scales if metadata is not None else None,
         )
 
     def _check_output(self, oshape: tuple[int, ...], odtype: np.dtype):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelError, require
 from . import fit_pixels
-from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo
+from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo, declared_scales
 
 DEFAULT_INPUT_SIZE = (513, 513)
 
@@ -70,6 +70,7 @@ class TorchBackend(Described):
                 f"{self.path}: seglite.input_size must be [height, width], got {size!r}"
             )
         labels = _labels_from_config(self.model.config.get("labels"))
+        scales = meta.get("seglite.accurate_scales")
         # Checkpoints carry no normalization (training normalizes as the starter model does)
         # and no localized names.
         self.info = ModelInfo(
@@ -87,6 +88,7 @@ class TorchBackend(Described):
                 "output": "checkpoint config",
                 "labels": "checkpoint config labels",
             },
+            accurate_scales=None if scales is None else declared_scales(scales, str(self.path)),
         )
         stride = output_stride or meta.get("seglite.eval_output_stride") or 8
         self.set_output_stride(int(stride))

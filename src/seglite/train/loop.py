@@ -392,7 +392,7 @@ def finish(model, cfg, out: Path, val_set, it: int, input_size, val_history, log
 def _metadata(
     cfg: TrainConfig, it: int, input_size, val_history, eval_output_stride: int = 8
 ) -> dict:
-    return {
+    meta = {
         "seglite.input_size": list(input_size),
         "seglite.eval_output_stride": eval_output_stride,
         "seglite.train": {
@@ -401,6 +401,18 @@ def _metadata(
             "val": val_history[-1] if val_history else None,
         },
     }  # fmt: skip
+    if cfg.val_scale != 1:
+        meta["seglite.accurate_scales"] = accurate_scales_for(cfg.val_scale)
+    return meta
+
+
+def accurate_scales_for(val_scale: float) -> list[float]:
+    """``--accurate``'s tiles for a model that runs on frames enlarged ``val_scale`` times:
+    the preset's frame sizes (1.5x and 2x the frame), not 1.5x and 2x of an input that
+    already enlarges (for 1.5: tiles at 1x and 4/3 of the input, as the camvid entries)."""
+    from ..segmenter import ACCURATE_SCALES
+
+    return [round(s / val_scale, 4) for s in ACCURATE_SCALES]
 
 
 def threading_is_main() -> bool:
