@@ -108,6 +108,12 @@ def test_a_fresh_refiner_keeps_the_mapped_model_and_then_learns(voc_checkpoint, 
         torch.testing.assert_close(again(x), refined(x))
     with pytest.raises(OptionError):
         TrainConfig(dataset="x", refiner_channels=-1).validate()
+    # the fresh refiner may learn faster than the start around it
+    from seglite.train.optim import make_optimizer
+
+    opt = make_optimizer(refined, TrainConfig(**base, refiner_channels=16, refiner_lr_mult=10))
+    fast = {id(p) for g in opt.param_groups if g["lr_mult"] == 10 for p in g["params"]}
+    assert fast == {id(p) for p in refined.refiner.parameters()}
 
 
 def test_ohem_keeps_the_hard_pixels_of_a_real_prediction():

@@ -58,6 +58,7 @@ class TrainConfig:
     # > 0: give the model a stride-4 LogitRefiner this wide if it has none (models/heads.py):
     # it starts as the identity, so a checkpoint's or mapped classifier keeps what it knew
     refiner_channels: int = 0
+    refiner_lr_mult: float = 1.0  # the refiner's learning rate, as a multiple of lr
     # optimization
     iterations: int = 1000  # optimizer steps
     batch_size: int = 8  # images per process per micro-batch
@@ -143,6 +144,8 @@ class TrainConfig:
             raise OptionError(
                 f"scale_range must be [low, high] with 0 < low <= high, got {self.scale_range}"
             )
+        if isinstance(self.refiner_lr_mult, bool) or not 0 < self.refiner_lr_mult <= 100:
+            raise OptionError(f"refiner_lr_mult must be in (0, 100], got {self.refiner_lr_mult!r}")
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise OptionError("lr must be > 0, momentum in [0, 1), weight_decay >= 0")
         if self.freeze_bn not in (True, False, "encoder", "image_pooling"):

@@ -287,7 +287,7 @@ def train(
             torch.manual_seed(cfg.seed * 1_000_003 + it)
             lr = poly_lr(cfg, it)
             for g in optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_mult", 1.0)
             optimizer.zero_grad(set_to_none=True)
             for micro in range(cfg.accum_steps):
                 x, y = next(batches)

@@ -7,17 +7,26 @@ from .config import TrainConfig
 
 def make_optimizer(model, cfg: TrainConfig):
     """SGD with momentum; weight decay on conv/linear weights only (not BN, not biases),
-    as the DeepLab reference applies its L2 regularizer."""
+    as the DeepLab reference applies its L2 regularizer. A refiner's parameters learn at
+    ``cfg.refiner_lr_mult`` times the rate (``lr_mult`` of their groups): it starts from
+    nothing, beside a start tuned at a rate that must not wreck it."""
     import torch
 
-    decay, no_decay = [], []
+    module = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    refiner = getattr(module, "refiner", None)
+    fresh = {id(p) for p in refiner.parameters()} if refiner is not None else set()
+    groups: dict[tuple[bool, bool], list] = {}
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
+            groups.setdefault((p.ndim > 1, id(p) in fresh), []).append(p)
     return torch.optim.SGD(
         [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {
+                "params": params,
+                "weight_decay": cfg.weight_decay if decayed else 0.0,
+                "lr_mult": cfg.refiner_lr_mult if new else 1.0,
+            }
+            for (decayed, new), params in groups.items()
         ],
         lr=cfg.lr,
         momentum=cfg.momentum,
