@@ -227,15 +227,16 @@ for _e in (
         name="camvid",
         filename="camvid_edgetpu_cityscapes.safetensors",
         url="",
-        sha256="befc1f45e6d1fbabb83ab25ebb537c377a2ad92678bcfb6b9a77a9fa2d482a18",
-        size=8442260,
+        sha256="6c4fda475eba755f9741af2896178f960ff7fba692244740683ac0d837cff78f",
+        size=8485556,
         labels="camvid11",
         input_size=(540, 720),
         quantized=False,
         output="logits",
-        description="DeepLab v3 MobileNet-EdgeTPU 0.75 fine-tuned here on all 468 CamVid "
-        "train + val frames from the zoo's Cityscapes model, its classifier mapped to "
-        "CamVid's 11 classes (configs/camvid_cityscapes.toml); runs on frames enlarged 1.5x "
+        description="DeepLab v3 MobileNet-EdgeTPU 0.75 with a stride-4 logit refiner, "
+        "fine-tuned here on all 468 CamVid train + val frames from the zoo's Cityscapes "
+        "model, its classifier mapped to CamVid's 11 classes "
+        "(configs/camvid_cityscapes.toml); runs on frames enlarged 1.5x "
         "(a 480x360 frame fills its 720x540 input); PyTorch checkpoint, needs seglite[torch]",
         source="seglite (trained from the Cityscapes model)",
         license="CC BY-NC 4.0 (CamVid training data: research use)",
@@ -247,8 +248,8 @@ for _e in (
         name="camvid-lite",
         filename="camvid_edgetpu_cityscapes_int8.tflite",
         url="",
-        sha256="1d8cbf637ff22551543d0d8e17f934f3676e20bebe2489a8837299b31f57de23",
-        size=2504474,
+        sha256="08416cb40852ddf366b8d5758a6fdb06c5a1c7fa704b892d327a7c8974603148",
+        size=2521594,
         labels="camvid11",
         input_size=(540, 720),
         quantized=True,
