@@ -117,14 +117,18 @@ def test_metadata_model_and_seglite_export():
     r = inspect_model("deeplabv3-metadata", try_import=False)
     assert r["normalization"]["source"] == "metadata" and r["labels_source"] == "metadata"
     assert r["mediapipe"]["works"] and r["task_library"]["loads"]
-    r = inspect_model("camvid-lite", try_import=False)  # seglite's own fp16 export
+    r = inspect_model("camvid-lite", try_import=False)  # seglite's own int8 export
     assert r["classes"] == 11 and r["labels"][0] == "sky" and r["mediapipe"]["works"]
+    # it runs on frames enlarged 1.5x, and its metadata says what --accurate means for it
+    assert r["accurate_scales"] == [1.0, 1.3333]
+    assert inspect_model("deeplabv3-metadata", try_import=False)["accurate_scales"] is None
 
 
 def test_checkpoint_report():
     pytest.importorskip("torch")
     r = inspect_model("camvid")
     assert r["format"] == "safetensors" and r["classes"] == 11 and r["params"] > 1e5
+    assert r["accurate_scales"] == [1.0, 1.3333]
     assert r["pytorch_import"]["ok"] and not r["mediapipe"]["loads"]
 
 

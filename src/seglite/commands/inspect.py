@@ -68,6 +68,9 @@ def format_report(r: dict) -> str:
         f"classes     {count}"
         + (f": {shown}  [{r['labels_source']}]" if labels else " (no labels)")
     )
+    if r.get("accurate_scales"):  # the file's own --accurate (a model run on enlarged frames)
+        scales = ", ".join(f"{s:g}x" for s in r["accurate_scales"])
+        lines.append(f"accurate    tiles at {scales} the input, each mirrored  [metadata]")
     if r.get("op_count"):
         top = ", ".join(f"{k} {v}" for k, v in list(r["ops"].items())[:8])
         lines.append(f"ops         {r['op_count']} ({top}{', ...' if len(r['ops']) > 8 else ''})")
