@@ -165,3 +165,26 @@ def test_cli_json_and_bad_input(tmp_path, capsys):
     bad.write_bytes(np.arange(100, dtype=np.uint8).tobytes())
     assert main(["inspect", str(bad)]) == 2
     assert "seglite: error:" in capsys.readouterr().err
+
+
+def test_onnx_file_with_bad_accurate_scales_is_a_one_line_error(tmp_path, capsys):
+    """Another writer's ONNX property is input too: not JSON, or out of range, is an error
+    line from inspect (as it is from the backend), not a traceback."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 8, 8, 3])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8, 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["out"])], "g", [x], [y])
+    for value, ok in (("[1, 1.25]", True), ("{not json", False), ("[0.01]", False)):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        prop = model.metadata_props.add()
+        prop.key, prop.value = "seglite.accurate_scales", value
+        path = tmp_path / "scales.onnx"
+        onnx.save(model, str(path))
+        assert main(["inspect", str(path), "--json"]) == (0 if ok else 2)
+        out, err = capsys.readouterr()
+        if ok:
+            assert json.loads(out)["accurate_scales"] == [1.0, 1.25]
+        else:
+            assert "accurate_scales" in err and err.count("\n") == 1 and "Traceback" not in err

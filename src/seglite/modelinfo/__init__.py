@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..runtime.info import declared_scales_text
 
 DEEPLAB_MEAN, DEEPLAB_STD = 127.5, 127.5
 
@@ -159,7 +160,7 @@ def inspect_onnx(path: Path, entry=None) -> dict[str, Any]:
         "format": "onnx", "inputs": inputs, "normalization": norm, "outputs": outputs,
         "classes": classes, "labels": labels, "labels_source": source,
         "metadata": props or None, "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
-        "accurate_scales": json.loads(props["seglite.accurate_scales"])
+        "accurate_scales": list(declared_scales_text(props["seglite.accurate_scales"], str(path)))
         if "seglite.accurate_scales" in props else None,
         "op_count": len(proto.graph.node), "macs": None,
         "runtimes": [{"runtime": "onnxruntime CPU", "ok": True, "note": "seglite's onnx backend"}],

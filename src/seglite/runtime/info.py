@@ -13,6 +13,7 @@ is a capability a backend either has or not, decided once when it is opened: a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -50,6 +51,15 @@ def declared_scales(value, where: str) -> tuple[float, ...]:
             f"got {str(value)[:80]}"
         )
     return tuple(float(v) for v in value)
+
+
+def declared_scales_text(text: str, where: str) -> tuple[float, ...]:
+    """:func:`declared_scales` from a JSON list in a text property (ONNX metadata_props)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = text
+    return declared_scales(value, where)
 
 
 @dataclass(frozen=True)

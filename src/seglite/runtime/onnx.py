@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ModelError, require
 from ..files import first_line
 from . import fit_pixels, normalize_into, read_model_file
-from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo, declared_scales
+from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo, declared_scales_text
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _INT_TYPES = ("tensor(int64)", "tensor(int32)", "tensor(uint8)", "tensor(int8)", "tensor(uint16)")
@@ -184,19 +184,12 @@ class OnnxBackend(Described):
             mean=mean,
             std=std,
             sources=sources,
-            accurate_scales=self._accurate_scales(meta.get("accurate_scales")),
+            accurate_scales=None
+            if meta.get("accurate_scales") is None
+            else declared_scales_text(meta["accurate_scales"], str(self.path)),
         )
         self._in_buf: np.ndarray | None = None
         self._out_buf: np.ndarray | None = None
-
-    def _accurate_scales(self, text: str | None) -> tuple[float, ...] | None:
-        if text is None:
-            return None
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            value = text
-        return declared_scales(value, str(self.path))
 
     def _labels(self, text: str | None) -> list[str] | None:
         if not text:
