@@ -20,7 +20,6 @@ import numpy as np
 
 from ..errors import ImageError, ModelError, ModelNotFoundError, OptionError, SegliteError
 from ..files import write_atomic
-from ..runtime.info import declared_scales
 
 if TYPE_CHECKING:  # torch is an optional extra
     from torch import nn
@@ -195,8 +194,7 @@ def load_source(spec: str | os.PathLike, *, output_stride: int | None = None) ->
             meta = getattr(model, "checkpoint_metadata", {}) or {}
             size = _size_from(meta.get("seglite.input_size"))
             stored_stride = meta.get("seglite.eval_output_stride")
-            if meta.get("seglite.accurate_scales") is not None:
-                scales = declared_scales(meta["seglite.accurate_scales"], str(path))
+            scales = meta.get("seglite.accurate_scales") or scales  # checked by the loader
         model = model.eval()
         name, origin = path.stem, path.name
     stride = output_stride or stored_stride

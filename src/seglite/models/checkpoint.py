@@ -104,8 +104,9 @@ def _decoded_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
             f"{path}: seglite.input_size must be [height, width], whole numbers from 16 to "
             f"{MAX_SIDE}, got {size!r}"
         )
-    if decoded.get("seglite.accurate_scales") is not None:
-        declared_scales(decoded["seglite.accurate_scales"], str(path))
+    if decoded.get("seglite.accurate_scales") is not None:  # checked once, here, for all readers
+        scales = declared_scales(decoded["seglite.accurate_scales"], str(path))
+        decoded["seglite.accurate_scales"] = list(scales)
     stride = decoded.get("seglite.eval_output_stride")
     if stride is not None and stride not in (8, 16, 32):
         raise ModelError(f"{path}: seglite.eval_output_stride must be 8, 16 or 32, got {stride!r}")

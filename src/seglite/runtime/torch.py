@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelError, require
 from . import fit_pixels
-from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo, declared_scales
+from .info import DEFAULT_MEAN, DEFAULT_STD, Described, ModelInfo
 
 DEFAULT_INPUT_SIZE = (513, 513)
 
@@ -88,7 +88,7 @@ class TorchBackend(Described):
                 "output": "checkpoint config",
                 "labels": "checkpoint config labels",
             },
-            accurate_scales=None if scales is None else declared_scales(scales, str(self.path)),
+            accurate_scales=None if scales is None else tuple(scales),  # checked by the loader
         )
         stride = output_stride or meta.get("seglite.eval_output_stride") or 8
         self.set_output_stride(int(stride))
