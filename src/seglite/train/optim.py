@@ -12,8 +12,7 @@ def make_optimizer(model, cfg: TrainConfig):
     nothing, beside a start tuned at a rate that must not wreck it."""
     import torch
 
-    module = getattr(model, "module", model)  # DistributedDataParallel wraps the model
-    refiner = getattr(module, "refiner", None)
+    refiner = getattr(model, "refiner", None)  # the bare model: DDP wraps it after this
     fresh = {id(p) for p in refiner.parameters()} if refiner is not None else set()
     groups: dict[tuple[bool, bool], list] = {}
     for p in model.parameters():
