@@ -178,3 +178,40 @@ def test_jitter_and_normalize_range():
     x, _ = t(img, mask, np.random.default_rng(1))
     assert -1.0 <= x.min() and x.max() <= 1.0
     assert normalize(np.full((1, 1, 3), 255, np.uint8)).max() == 1.0
+
+
+def test_rare_class_crops_find_the_thin_classes_of_a_real_street(tmp_path):
+    """On a real street frame, rare-class crops hold pixels of the classes rarer than the
+    median (pole, sign, fence, cyclist...) far more often than uniform crops of the same size,
+    and draw the same crops for the same seed."""
+    from seglite.train.sampling import median_frequency_weights
+
+    ds = open_dataset(street_camvid(tmp_path), split="val", kind="camvid")
+    image, mask = ds[0]
+    rarity = median_frequency_weights(ds)
+    assert rarity[ds.labels.index("pole")] > 1 > rarity[ds.labels.index("road")]
+    rare = [c for c, w in enumerate(rarity) if w > 1]
+    kw = dict(crop_size=(96, 96), scale_range=(0.75, 1.5), ignore_index=11)
+    uniform = TrainTransform(**kw)
+    focused = TrainTransform(**kw, focus=1.0, class_rarity=tuple(rarity))
+
+    def rare_share(t):
+        hits = 0
+        for s in range(200):
+            _, y = t(image, mask, np.random.default_rng(s))
+            hits += bool(np.isin(y, rare).any())
+        return hits / 200
+
+    a, b = rare_share(uniform), rare_share(focused)
+    assert b > 0.8 and b > 2 * a, (a, b)  # measured: 0.90 against 0.37
+    x1, y1 = focused(image, mask, np.random.default_rng(7))
+    x2, y2 = focused(image, mask, np.random.default_rng(7))
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+
+
+def test_rare_class_crops_fall_back_to_uniform_without_weighted_classes():
+    img, mask = _pair(36, 48, 3, seed=2, ignore=255)
+    t = TrainTransform(crop_size=(16, 16), scale_range=(1, 1), focus=1.0, class_rarity=(0.0, 0.0, 0.0))
+    x, y = t(img, mask, np.random.default_rng(0))
+    assert x.shape == (3, 16, 16) and y.shape == (16, 16)

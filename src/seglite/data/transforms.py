@@ -61,6 +61,10 @@ class TrainTransform:
     ignore_index: int = 255
     flip: bool = True
     jitter: float = 0.0
+    # rare-class crops: with probability ``focus`` the crop is placed over a pixel of a class
+    # drawn in proportion to ``class_rarity`` among the classes the scaled mask holds
+    focus: float = 0.0
+    class_rarity: tuple[float, ...] = ()
 
     def __call__(
         self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
@@ -75,14 +79,37 @@ class TrainTransform:
             image = np.pad(image, ((0, ph), (0, pw), (0, 0)), constant_values=round(MEAN))
             mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=self.ignore_index)
             h, w = mask.shape
-        y = int(rng.integers(0, h - ch + 1))
-        x = int(rng.integers(0, w - cw + 1))
+        y, x = self._place(mask, rng)
         image, mask = image[y : y + ch, x : x + cw], mask[y : y + ch, x : x + cw]
         if self.flip and rng.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
         if self.jitter > 0:
             image = _jitter(image, self.jitter, rng)
         return normalize(np.ascontiguousarray(image)), mask.astype(np.int64)
+
+
+    def _place(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        ch, cw = self.crop_size
+        h, w = mask.shape
+        if self.focus > 0 and rng.random() < self.focus:
+            anchor = self._rare_pixel(mask, rng)
+            if anchor is not None:
+                py, px = anchor
+                y = int(rng.integers(max(0, py - ch + 1), min(py, h - ch) + 1))
+                x = int(rng.integers(max(0, px - cw + 1), min(px, w - cw) + 1))
+                return y, x
+        return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+
+    def _rare_pixel(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
+        """A pixel of a class chosen by rarity; None when the mask holds no weighted class."""
+        rarity = np.asarray(self.class_rarity, dtype=np.float64)
+        counts = np.bincount(mask.ravel(), minlength=len(rarity))[: len(rarity)]
+        p = np.where(counts > 0, rarity, 0.0)
+        if p.sum() <= 0:
+            return None
+        c = int(rng.choice(len(p), p=p / p.sum()))
+        where = np.flatnonzero(mask.ravel() == c)
+        return divmod(int(where[rng.integers(len(where))]), mask.shape[1])
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ class TrainConfig:
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
     flip: bool = True
     jitter: float = 0.0  # photometric jitter strength, 0 = off
+    # probability that a crop is placed over a pixel of a class drawn by its median-frequency
+    # weight (poles, signs, cyclists: classes a random crop often misses); 0 = uniform crops
+    rare_class_crops: float = 0.0
     workers: int = 0  # DataLoader worker processes
     # model
     init: str = "starter"  # starter | scratch | path/to/checkpoint.safetensors
@@ -144,6 +147,8 @@ class TrainConfig:
             raise OptionError(
                 f"scale_range must be [low, high] with 0 < low <= high, got {self.scale_range}"
             )
+        if isinstance(self.rare_class_crops, bool) or not 0 <= self.rare_class_crops <= 1:
+            raise OptionError(f"rare_class_crops must be in [0, 1], got {self.rare_class_crops!r}")
         if isinstance(self.refiner_lr_mult, bool) or not 0 < self.refiner_lr_mult <= 100:
             raise OptionError(f"refiner_lr_mult must be in (0, 100], got {self.refiner_lr_mult!r}")
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:

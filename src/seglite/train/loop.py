@@ -140,8 +140,11 @@ def train(
     resuming = resume and (out / "state.json").is_file()
 
     weight = None
+    rarity = None  # median-frequency weights: class weights and rare-class crops share them
+    if isinstance(cfg.class_weights, str) or cfg.rare_class_crops > 0:
+        rarity = median_frequency_weights(train_set)
     if isinstance(cfg.class_weights, str):  # one of CLASS_WEIGHTINGS (validated)
-        w = median_frequency_weights(train_set)
+        w = rarity
         if cfg.class_weights.startswith("sqrt"):
             w = [v**0.5 for v in w]
         weight = torch.tensor(w, dtype=torch.float32)
@@ -159,7 +162,7 @@ def train(
     if cfg.unfold_bn and not resuming:
         # statistics from crops of a pseudo-epoch the run never reaches, so its own batch
         # stream is untouched; DDP then broadcasts rank 0's result
-        probe = TrainSet(train_set, make_transform(cfg, train_set), cfg.seed)
+        probe = TrainSet(train_set, make_transform(cfg, train_set, rarity), cfg.seed)
         n = min(len(train_set), 32)
         keys = [(i, PROBE_EPOCH, rank, i) for i in range(n)]
         batches = [
@@ -186,7 +189,7 @@ def train(
 
         ddp = DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
 
-    transform = make_transform(cfg, train_set)
+    transform = make_transform(cfg, train_set, rarity)
     schedule = BatchSchedule(
         len(train_set), cfg.batch_size, seed=cfg.seed, rank=rank, world=world,
         start=start * cfg.accum_steps,

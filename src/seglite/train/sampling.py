@@ -81,9 +81,13 @@ def median_frequency_weights(dataset) -> list[float]:
     return [float(round(med / f, 4)) if f > 0 else 0.0 for f in freq]
 
 
-def make_transform(cfg: TrainConfig, train_set) -> TrainTransform:
+def make_transform(cfg: TrainConfig, train_set, rarity: list[float] | None = None) -> TrainTransform:
+    """``rarity``: per-class weights for rare-class crops (median-frequency by default)."""
+    if cfg.rare_class_crops > 0 and rarity is None:
+        rarity = median_frequency_weights(train_set)
     return TrainTransform(
         crop_size=tuple(cfg.crop_size), scale_range=tuple(cfg.scale_range),
         ignore_index=train_set.ignore_index if train_set.ignore_index is not None else 255,
         flip=cfg.flip, jitter=cfg.jitter,
+        focus=cfg.rare_class_crops, class_rarity=tuple(rarity or ()),
     )  # fmt: skip
