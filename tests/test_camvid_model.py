@@ -79,3 +79,33 @@ def test_segment_cli_with_the_camvid_model(camvid_dir, tmp_path):
     assert {"road", "sky"} <= {f.lower() for f in found}
     assert next(tmp_path.glob("*overlay*.png")).stat().st_size > 10_000
     assert np.isfinite(summary["classes"][0]["fraction"])
+
+
+def test_scores_stay_in_place_at_any_input_size():
+    """A DeepLab's align-corners upsampling is exact only at sizes k * stride + 1; at others
+    the model pads to the next such size (DeepLab.aligned_size). So a street photo gets the
+    same scores whether its canvas is 537x713 (aligned) or 1-7 pixels larger; upsampling
+    straight to the larger size drifts them (measured: 97.7% of the mask kept at 540x720)."""
+    import torch
+    from conftest import GOLDEN
+    from PIL import Image
+
+    from seglite.models.checkpoint import load_checkpoint
+    from seglite.zoo import resolve
+
+    model = load_checkpoint(resolve("camvid").path).eval().set_output_stride(8)
+    photo = Image.open(GOLDEN / "cityscapes_segmentation.bmp").convert("RGB")
+    pixels = np.array(photo.resize((713, 537), Image.Resampling.BILINEAR))
+    x = (torch.from_numpy(pixels).permute(2, 0, 1).float()[None] - 127.5) / 127.5
+    inner = (slice(None), slice(None), slice(0, 537 - 48), slice(0, 713 - 48))  # off the pads
+    with torch.no_grad():
+        aligned = model(x)[inner].argmax(1)
+        larger = [model(torch.nn.functional.pad(x, (0, dw, 0, dh)))[inner] for dh, dw in
+                  ((3, 7), (1, 1), (4, 4))]  # fmt: skip
+        model.aligned_size = lambda n: n  # the plain upsampling, for comparison
+        drifted = model(torch.nn.functional.pad(x, (0, 7, 0, 3)))[inner].argmax(1)
+    for scores in larger[1:]:
+        torch.testing.assert_close(scores, larger[0])  # all pad to the same 545x721
+    kept = (larger[0].argmax(1) == aligned).float().mean().item()
+    assert kept > 0.99  # the rest: ASPP's image-level mean includes the padding
+    assert kept > (drifted == aligned).float().mean().item() + 0.01

@@ -11,13 +11,19 @@ lazily, only where a class can change and only for the classes that can win ther
 
 from __future__ import annotations
 
-from ..tflite_file import builtin_code, ints
+import numpy as np
+
+from ..tflite_file import builtin_code, ints, per_tensor_quantization
 
 
 def cut_final_resize(model) -> tuple[int, int] | None:
     """Remove the op that produces output 0 when it is RESIZE_BILINEAR with align_corners,
     no half-pixel centres, float32 scores and a whole factor on both axes ((out - 1) = f * (in - 1)); its
     input becomes output 0. Returns the factors (fy, fx), or None with the model untouched.
+
+    An int8 model ends in that resize of int8 scores then a DEQUANTIZE: the DEQUANTIZE is
+    moved in front of the cut resize (same scale and zero point), so output 0 is the float
+    coarse scores there too.
     """
     from ai_edge_litert import schema_py_generated as schema
 
@@ -27,19 +33,31 @@ def cut_final_resize(model) -> tuple[int, int] | None:
     outputs = ints(sg.outputs)
     if not outputs or not sg.operators:
         return None
-    last = sg.operators[-1]
-    if builtin_code(model, last) != schema.BuiltinOperator.RESIZE_BILINEAR:
+    ops = sg.operators
+    dequantize = None
+    if builtin_code(model, ops[-1]) == schema.BuiltinOperator.DEQUANTIZE and len(ops) >= 2:
+        dequantize, resize = ops[-1], ops[-2]
+        if ints(dequantize.outputs) != [outputs[0]]:
+            return None
+        fine_index = ints(resize.outputs)[0] if ints(resize.outputs) else -1
+        if ints(dequantize.inputs) != [fine_index] or fine_index in outputs:
+            return None
+    else:
+        resize = ops[-1]
+        if ints(resize.outputs) != [outputs[0]]:
+            return None
+        fine_index = outputs[0]
+    if builtin_code(model, resize) != schema.BuiltinOperator.RESIZE_BILINEAR:
         return None
-    if ints(last.outputs) != [outputs[0]]:
-        return None
-    options = last.builtinOptions
+    options = resize.builtinOptions
     if options is None or not options.alignCorners or options.halfPixelCenters:
         return None
-    src = ints(last.inputs)[0]
-    if src in outputs or any(src in ints(op.inputs) for op in sg.operators[:-1]):
+    src = ints(resize.inputs)[0]
+    rest = [op for op in ops if op is not resize and op is not dequantize]
+    if src in outputs or any(src in ints(op.inputs) for op in rest):
         return None  # the coarse scores feed something else too
     coarse = ints(sg.tensors[src].shape)
-    fine = ints(sg.tensors[outputs[0]].shape)
+    fine = ints(sg.tensors[fine_index].shape)
     if len(coarse) != 4 or len(fine) != 4 or coarse[3] != fine[3] or coarse[0] != 1:
         return None
     factors = []
@@ -47,12 +65,26 @@ def cut_final_resize(model) -> tuple[int, int] | None:
         if n_in < 2 or n_out < n_in or (n_out - 1) % (n_in - 1):
             return None
         factors.append((n_out - 1) // (n_in - 1))
-    if {sg.tensors[src].type, sg.tensors[outputs[0]].type} != {schema.TensorType.FLOAT32}:
+    if dequantize is None:
+        if {sg.tensors[src].type, sg.tensors[fine_index].type} != {schema.TensorType.FLOAT32}:
+            return None
+        sg.operators = ops[:-1]
+        sg.outputs = [src, *outputs[1:]]
+        for sig in model.signatureDefs or []:
+            for entry in sig.outputs or []:
+                if entry.tensorIndex == outputs[0]:
+                    entry.tensorIndex = src
+        return factors[0], factors[1]
+    quantized = (schema.TensorType.INT8, schema.TensorType.UINT8)
+    a, b, out = sg.tensors[src], sg.tensors[fine_index], sg.tensors[outputs[0]]
+    if a.type not in quantized or b.type != a.type or out.type != schema.TensorType.FLOAT32:
         return None
-    sg.operators = sg.operators[:-1]
-    sg.outputs = [src, *outputs[1:]]
-    for sig in model.signatureDefs or []:
-        for entry in sig.outputs or []:
-            if entry.tensorIndex == outputs[0]:
-                entry.tensorIndex = src
+    qa, qb = per_tensor_quantization(a), per_tensor_quantization(b)
+    if qa is None or qa != qb:
+        return None  # the resize requantizes: dequantizing before it would change values
+    dequantize.inputs = np.array([src], dtype=np.int32)
+    out.shape = np.array(coarse, dtype=np.int32)
+    if out.shapeSignature is not None and len(out.shapeSignature):
+        out.shapeSignature = np.array(coarse, dtype=np.int32)
+    sg.operators = [*ops[:-2], dequantize]
     return factors[0], factors[1]
