@@ -26,6 +26,7 @@ CONFIGS = [
     ("1.5x + 2x", (1.5, 2.0), False),
     ("1.5x + 2x, each flipped", (1.5, 2.0), True),
     ("0.75x + 1x, each flipped", (0.75, 1.0), True),
+    ("preset", None, None),  # --accurate: the model's own scales (zoo entry or file), flipped
 ]
 
 
@@ -50,8 +51,9 @@ def main(argv=None) -> int:
     for model in args.models:
         base_ms = None
         for name, scales, flip in configs:
-            res = evaluate(model, dataset, num_threads=args.threads, scales=scales, flip=flip,
-                           limit=args.limit)  # fmt: skip
+            mode = {"accurate": True} if scales is None else {"scales": scales, "flip": flip}
+            res = evaluate(model, dataset, num_threads=args.threads, limit=args.limit, **mode)
+            scales, flip = res.settings["scales"], res.settings["flip"]
             ms = 1e3 * res.seconds / res.images
             base_ms = base_ms or ms
             row = {"model": model, "mode": name, "scales": list(scales), "flip": flip,

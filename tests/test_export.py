@@ -387,6 +387,37 @@ def test_a_model_with_a_logit_refiner_exports_to_tflite_and_onnx(tmp_path):
         assert seg.accurate_scales == (1.0, 1.3333) == seg.options.scales
 
 
+def test_an_unaligned_input_size_exports_padded_and_says_so(tmp_path):
+    """At a size that is not k x stride + 1 the model pads its input (DeepLab.aligned_size):
+    the export carries the padding, agrees with PyTorch, and the note names the sizes that
+    need none; at such a size the runtime can cut the final upsampling."""
+    _needs_converter()
+    import torch
+
+    from seglite import Segmenter
+    from seglite.export import ExportSource, export_model
+    from seglite.models.deeplab import deeplab
+
+    torch.manual_seed(0)
+    model = deeplab(version="v3", backbone="mobilenet_v2", depth_multiplier=0.35,
+                    num_classes=3, aspp_channels=16, atrous_rates=[], output_stride=8,
+                    labels=["sky", "tree", "road"]).eval()  # fmt: skip
+    results = {}
+    for size in ((60, 90), (57, 89)):
+        src = ExportSource(model=model, name="small", labels=["sky", "tree", "road"],
+                           input_size=size, description="small", origin="tests")  # fmt: skip
+        results[size] = export_model(src, out=tmp_path / f"{size[0]}.tflite",
+                                     parity_images=EXAMPLES)  # fmt: skip
+    padded, aligned = results[(60, 90)], results[(57, 89)]
+    assert any("60x90 is not k x 8 + 1" in n and "--input-size 57 89 or 65 97" in n
+               for n in padded.notes), padded.notes  # fmt: skip
+    assert not any("k x 8 + 1" in n for n in aligned.notes)
+    assert padded.parity.agreement > 99.5 and aligned.parity.agreement > 99.5
+    assert "PAD" in _ops(padded.path) or "PADV2" in _ops(padded.path)
+    assert Segmenter(padded.path).backend.reduced.coarse_factor is None
+    assert Segmenter(aligned.path).backend.reduced.coarse_factor == (8, 8)
+
+
 def _without_refiner(model):
     import copy
 

@@ -227,17 +227,17 @@ for _e in (
         name="camvid",
         filename="camvid_edgetpu_cityscapes.safetensors",
         url="",
-        sha256="6c4fda475eba755f9741af2896178f960ff7fba692244740683ac0d837cff78f",
+        sha256="02a2ac3ec772de2f2dddc80bb9581fd093612d06935953d047d923f490f98ffb",
         size=8485556,
         labels="camvid11",
-        input_size=(540, 720),
+        input_size=(537, 713),
         quantized=False,
         output="logits",
         description="DeepLab v3 MobileNet-EdgeTPU 0.75 with a stride-4 logit refiner, "
         "fine-tuned here on all 468 CamVid train + val frames from the zoo's Cityscapes "
         "model, its classifier mapped to CamVid's 11 classes "
         "(configs/camvid_cityscapes.toml); runs on frames enlarged 1.5x "
-        "(a 480x360 frame fills its 720x540 input); PyTorch checkpoint, needs seglite[torch]",
+        "(a 480x360 frame fills its 713x537 input); PyTorch checkpoint, needs seglite[torch]",
         source="seglite (trained from the Cityscapes model)",
         license="CC BY-NC 4.0 (CamVid training data: research use)",
         packaged=True,
@@ -248,10 +248,10 @@ for _e in (
         name="camvid-lite",
         filename="camvid_edgetpu_cityscapes_int8.tflite",
         url="",
-        sha256="08416cb40852ddf366b8d5758a6fdb06c5a1c7fa704b892d327a7c8974603148",
-        size=2521594,
+        sha256="d68120e41548c17820f1a3b7baf71add17c152dec2ecb72f5bb1de640e68deba",
+        size=2520714,
         labels="camvid11",
-        input_size=(540, 720),
+        input_size=(537, 713),
         quantized=True,
         output="logits",
         description="the camvid model exported to TFLite, int8 (calibrated on 100 CamVid "

@@ -305,6 +305,22 @@ def default_out(source: ExportSource, fmt: str, precision: str, argmax: bool) ->
     return Path(f"{source.name}{tag}{'.argmax' if argmax else ''}.{fmt}")
 
 
+def _alignment_notes(model, size: tuple[int, int]) -> list[str]:
+    """A note where ``size`` makes the model pad its input (DeepLab.aligned_size)."""
+    if not hasattr(model, "aligned_size"):
+        return []
+    aligned = tuple(model.aligned_size(n) for n in size)
+    if aligned == size:
+        return []
+    s = model.output_stride
+    below = tuple(n if a == n else (n - 1) // s * s + 1 for n, a in zip(size, aligned))
+    return [
+        f"{size[0]}x{size[1]} is not k x {s} + 1: the graph pads to {aligned[0]}x{aligned[1]} "
+        f"and crops, so runtimes cannot cut its final upsampling; --input-size {below[0]} "
+        f"{below[1]} or {aligned[0]} {aligned[1]} would need no padding"
+    ]
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0].strip() if text else type(exc).__name__
@@ -378,6 +394,7 @@ def export_model(
     size = check_input_size(input_size or source.input_size or DEFAULT_INPUT_SIZE)
     if input_size is None and source.input_size is None:
         notes.append(f"no input size stored with the model: using {size[0]}x{size[1]}")
+    notes.extend(_alignment_notes(source.model, size))
     path = Path(out) if out is not None else default_out(source, fmt, precision, argmax)
     if path.is_dir():
         raise OptionError(f"--out {path} is a folder; give a file name")
