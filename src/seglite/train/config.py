@@ -57,7 +57,8 @@ class TrainConfig:
     # init from a checkpoint with other classes: {new class: [source classes]} initializes
     # those rows of the new classifier from the source rows (averaged) instead of at random
     class_map: dict[str, list[str]] | None = None
-    input_size: list[int] | None = None  # [h, w] stored for the runtime; default: val image size
+    # [h, w] stored for the runtime; default: the val image size up to the next k x 8 + 1
+    input_size: list[int] | None = None
     # > 0: give the model a stride-4 LogitRefiner this wide if it has none (models/heads.py):
     # it starts as the identity, so a checkpoint's or mapped classifier keeps what it knew
     refiner_channels: int = 0
