@@ -212,6 +212,8 @@ def test_rare_class_crops_find_the_thin_classes_of_a_real_street(tmp_path):
 
 def test_rare_class_crops_fall_back_to_uniform_without_weighted_classes():
     img, mask = _pair(36, 48, 3, seed=2, ignore=255)
-    t = TrainTransform(crop_size=(16, 16), scale_range=(1, 1), focus=1.0, class_rarity=(0.0, 0.0, 0.0))
+    t = TrainTransform(
+        crop_size=(16, 16), scale_range=(1, 1), focus=1.0, class_rarity=(0.0, 0.0, 0.0)
+    )
     x, y = t(img, mask, np.random.default_rng(0))
     assert x.shape == (3, 16, 16) and y.shape == (16, 16)

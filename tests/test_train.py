@@ -128,7 +128,8 @@ def test_resume_in_process_is_exact(camvid, tmp_path):
     from seglite.runtime.torch import TorchBackend
 
     be = TorchBackend(tmp_path / "b" / "final.safetensors", num_threads=1)
-    assert be.input_size == (41, 49) and be.output_stride == 8  # 36x48 aligned up and be.labels[0] == "sky"
+    # 36x48, brought up to the next k x 8 + 1
+    assert be.input_size == (41, 49) and be.output_stride == 8 and be.labels[0] == "sky"
 
 
 def test_resume_guards(camvid, tmp_path):

@@ -87,7 +87,6 @@ class TrainTransform:
             image = _jitter(image, self.jitter, rng)
         return normalize(np.ascontiguousarray(image)), mask.astype(np.int64)
 
-
     def _place(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         ch, cw = self.crop_size
         h, w = mask.shape

@@ -88,10 +88,10 @@ class DeepLab(nn.Module):
         With symmetric padding, cell m of a stride-S feature map is centred on pixel S * m.
         Align-corners resizing from ``ceil(n / S)`` cells puts the last one on pixel
         ``n - 1``: right only when ``n = k * S + 1`` (DeepLab's 513, 321, 257). At other
-        sizes the scores drift by up to S / 2 pixels across the image (3 pixels at 540x720,
-        where poles are 3-6 pixels wide). So such inputs are padded (bottom and right) to the
-        next aligned size and the scores cropped back, as DeepLab's evaluation pads to its
-        crop size. The measured cost of not doing so: 1.2 mIoU on an unseen CamVid drive.
+        sizes the scores drift by up to S / 2 pixels across the image (3 pixels at 540x720).
+        So such inputs are padded (bottom and right) to the next aligned size and the scores
+        cropped back, as DeepLab's evaluation pads to its crop size. The measured cost of not
+        doing so: 1.1-1.4 mIoU on an unseen CamVid drive (configs/README.md).
         """
         if self.upsampling != "align_corners" or self.config.get("padding") == "tf_same":
             return n

@@ -81,7 +81,9 @@ def median_frequency_weights(dataset) -> list[float]:
     return [float(round(med / f, 4)) if f > 0 else 0.0 for f in freq]
 
 
-def make_transform(cfg: TrainConfig, train_set, rarity: list[float] | None = None) -> TrainTransform:
+def make_transform(
+    cfg: TrainConfig, train_set, rarity: list[float] | None = None
+) -> TrainTransform:
     """``rarity``: per-class weights for rare-class crops (median-frequency by default)."""
     if cfg.rare_class_crops > 0 and rarity is None:
         rarity = median_frequency_weights(train_set)
