@@ -40,6 +40,11 @@ PADDINGS = ("symmetric", "tf_same")
 _DEFAULT_RATES = {"v1": ((12,), 8), "v2": ((6, 12, 18, 24), 8), "v3": ((6, 12, 18), 16)}
 
 
+def aligned_up(n: int, stride: int) -> int:
+    """The smallest size >= ``n`` of the form k * ``stride`` + 1 (see DeepLab.aligned_size)."""
+    return -(-(n - 1) // stride) * stride + 1 if n > 1 else n
+
+
 class DeepLab(nn.Module):
     """backbone -> head [-> decoder] -> classifier [-> refiner] -> bilinear upsample to
     the input size."""
@@ -95,8 +100,7 @@ class DeepLab(nn.Module):
         """
         if self.upsampling != "align_corners" or self.config.get("padding") == "tf_same":
             return n
-        s = self.output_stride
-        return -(-(n - 1) // s) * s + 1 if n > 1 else n
+        return aligned_up(n, self.output_stride)
 
     @property
     def output_stride(self) -> int:

@@ -127,8 +127,10 @@ def train(
     if input_size is None:
         # the first image's size, brought up to the next k x 8 + 1, where the model runs
         # without padding and its final upsampling is exact (DeepLab.aligned_size)
+        from ..models.deeplab import aligned_up
+
         probe = val_set or train_set
-        input_size = [-(-(int(n) - 1) // 8) * 8 + 1 for n in probe.read_mask(0).shape]
+        input_size = [aligned_up(int(n), 8) for n in probe.read_mask(0).shape]
 
     torch.manual_seed(cfg.seed)  # new layers' initialization, the same in every process
     model = build_model(cfg, train_set.num_classes, label_arg(train_set)).to(device)
