@@ -47,6 +47,10 @@ def _weights(text: str) -> list[float] | str:
     return text if text.endswith("median_frequency") else _floats(text)
 
 
+def _paths(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
 # flag -> (config field, type, help); each overrides the config file.
 _OVERRIDES = {
     "--dataset": ("dataset", str, "dataset root folder"),
@@ -71,6 +75,12 @@ _OVERRIDES = {
         _weights,
         "comma-separated weights, median_frequency or sqrt_median_frequency",
     ),
+    "--teachers": (
+        "teachers",
+        _paths,
+        "comma-separated checkpoints to distil from (their averaged probabilities)",
+    ),
+    "--distill-weight": ("distill_weight", float, "share of the distillation loss, 0-1"),
     "--loss": ("loss", str, "ce, or ohem (hard pixels only, for thin classes)"),
     "--precision": (
         "precision",

@@ -76,6 +76,11 @@ class TrainConfig:
     loss: str = "ce"  # ce | ohem (hard pixels only: see train/step.py)
     ohem_threshold: float = 0.7  # ohem: keep pixels whose true-class probability is below
     ohem_min_kept: int = 100_000  # ohem: and at least this many of the hardest per batch
+    # ensemble distillation (train/distill.py): checkpoints whose averaged probabilities the
+    # model also learns from; loss = (1 - w) * cross-entropy + w * T^2 * KL(teachers || model)
+    teachers: list[str] | None = None
+    distill_weight: float = 0.5  # w
+    distill_temperature: float = 1.0  # T
     precision: str = "fp32"  # fp32 | bf16 (autocast: bf16 convolutions, fp32 weights)
     channels_last: bool = False  # NHWC memory format for model and batches
     # true: every batch norm keeps its statistics and affine parameters; "encoder": only the
@@ -163,6 +168,16 @@ class TrainConfig:
                 "batch_size 1 cannot train batch norm (the image-pooling branch sees one value "
                 "per channel): set freeze_bn = true, or batch_size >= 2 with accum_steps"
             )
+        if self.teachers is not None and not (
+            isinstance(self.teachers, list) and all(isinstance(t, str) and t for t in self.teachers)
+        ):
+            raise OptionError("teachers must be a list of checkpoint paths")
+        if isinstance(self.distill_weight, bool) or not 0 <= self.distill_weight <= 1:
+            raise OptionError(f"distill_weight must be in [0, 1], got {self.distill_weight!r}")
+        if isinstance(self.distill_temperature, bool) or not 0 < self.distill_temperature <= 20:
+            raise OptionError(
+                f"distill_temperature must be in (0, 20], got {self.distill_temperature!r}"
+            )
         check_numerics(self.precision, self.loss, self.ohem_threshold, self.ohem_min_kept)
         if self.class_map is not None and not (
             isinstance(self.class_map, dict)
@@ -199,6 +214,13 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if "dataset" in flat and flat["dataset"] and not Path(flat["dataset"]).is_absolute():
         # relative dataset paths are relative to the config file
         flat["dataset"] = str((path.parent / flat["dataset"]).resolve())
+    if isinstance(flat.get("teachers"), list):  # relative to the config file, as the dataset
+        flat["teachers"] = [
+            str((path.parent / t).resolve())
+            if isinstance(t, str) and t and not Path(t).is_absolute()
+            else t
+            for t in flat["teachers"]
+        ]
     return flat
 
 

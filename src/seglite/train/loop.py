@@ -160,6 +160,15 @@ def train(
     if weight is not None:
         weight = weight.to(device)
 
+    teachers = None
+    if cfg.teachers:
+        from .distill import Teachers
+
+        teachers = Teachers(
+            cfg.teachers, num_classes=train_set.num_classes, output_stride=cfg.output_stride,
+            temperature=cfg.distill_temperature, device=device,
+        )  # fmt: skip
+
     log = TrainLog(out, main)
     start, state = 0, {}
     if cfg.unfold_bn and not resuming:
@@ -306,6 +315,8 @@ def train(
                     loss = segmentation_loss(logits, y, weight=weight, ignore_index=ignore,
                                              loss=cfg.loss, ohem_threshold=cfg.ohem_threshold,
                                              ohem_min_kept=cfg.ohem_min_kept)  # fmt: skip
+                    if teachers is not None:
+                        loss = mix_distillation(loss, logits, x, y, teachers, cfg, ignore, device)
                     (loss / cfg.accum_steps).backward()
                 loss_sum += float(loss.detach())
                 loss_n += 1
@@ -357,6 +368,17 @@ def train(
     if distributed:
         dist.barrier()
     return result
+
+
+def mix_distillation(ce, logits, x, y, teachers, cfg: TrainConfig, ignore: int, device):
+    """(1 - w) * cross-entropy + w * the distillation loss towards the teachers."""
+    from .distill import distillation_loss
+
+    probs = teachers.probabilities(
+        to_layout(x, cfg.channels_last), lambda: autocast(cfg.precision, device)
+    )
+    kd = distillation_loss(logits, probs, y != ignore, cfg.distill_temperature)
+    return (1 - cfg.distill_weight) * ce + cfg.distill_weight * kd
 
 
 def finish(model, cfg, out: Path, val_set, it: int, input_size, val_history, log: TrainLog) -> dict:
