@@ -78,7 +78,8 @@ def segmenter_kwargs(args: argparse.Namespace) -> dict:
 
 # Each command lives in seglite.commands.<name> with add_parser(subparsers) and run(args).
 COMMANDS = (
-    "segment", "models", "bench", "eval", "train", "export", "serve", "check", "inspect", "compare", "import_model",
+    "segment", "models", "bench", "eval", "train", "export", "serve", "check", "inspect", "compare",
+    "import_model", "ensemble",
 )  # fmt: skip
 
 
@@ -88,7 +89,7 @@ _MODULES = {("import" if m == "import_model" else m): m for m in COMMANDS}
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole CLI, or with ``only`` (a command's name) just its parser under the top level: a
-    run of one command imports one command module, not all eleven (~30 ms of start-up)."""
+    run of one command imports one command module, not all twelve (~30 ms of start-up)."""
     import importlib
 
     parser = argparse.ArgumentParser(prog="seglite", description="DeepLab semantic segmentation.")

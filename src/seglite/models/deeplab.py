@@ -76,6 +76,11 @@ class DeepLab(nn.Module):
         ph, pw = self.aligned_size(h), self.aligned_size(w)
         if (ph, pw) != (h, w):
             x = F.pad(x, (0, pw - w, 0, ph - h))  # zeros: the mean pixel once normalized
+        y = resize_bilinear(self.scores(x), (ph, pw), self.upsampling)
+        return y if (ph, pw) == (h, w) else y[..., :h, :w]
+
+    def scores(self, x: Tensor) -> Tensor:
+        """The class scores before the final upsampling, for an aligned input."""
         feats = self.backbone(x)
         y = self.head(feats["out"])
         if self.decoder is not None:
@@ -83,8 +88,7 @@ class DeepLab(nn.Module):
         y = self.classifier(y)
         if self.refiner is not None:
             y = self.refiner(y, feats["low_level"])
-        y = resize_bilinear(y, (ph, pw), self.upsampling)
-        return y if (ph, pw) == (h, w) else y[..., :h, :w]
+        return y
 
     def aligned_size(self, n: int) -> int:
         """The smallest size >= ``n`` of the form k * output_stride + 1, where the models'
@@ -492,6 +496,14 @@ def from_config(config: dict[str, Any]) -> DeepLab:
     """Rebuild an architecture from ``model.config`` (as stored in checkpoints)."""
     if not isinstance(config, dict):
         raise ModelError("model config must be a JSON object of deeplab() arguments")
+    if "ensemble" in config:  # several models of this architecture (models/ensemble.py)
+        from .ensemble import DeepLabEnsemble
+
+        n = config["ensemble"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 16:
+            raise ModelError(f"model config: ensemble must be 2-16 members, got {n!r}")
+        member = {k: v for k, v in config.items() if k != "ensemble"}
+        return DeepLabEnsemble([from_config(member) for _ in range(n)])
     try:
         return deeplab(**copy.deepcopy(config))
     except TypeError as exc:

@@ -47,6 +47,9 @@ def _initial_model(cfg: TrainConfig, num_classes: int, labels):
     from ..models.checkpoint import load_checkpoint
 
     model = load_checkpoint(init)
+    if "ensemble" in model.config:  # an averaging model (models/ensemble.py): its first member
+        model = model.members[0]
+        model.pretrained_from = f"{init} (member 0 of its ensemble)"
     if model.num_classes != num_classes or model.config.get("labels") != labels:
         source_names = class_names(model.config.get("labels"), model.num_classes)
         old = classifier_rows(model)
