@@ -27,30 +27,41 @@ CAMVID = REPO / "src" / "seglite" / "assets" / "camvid_edgetpu_cityscapes.safete
 STREET = GOLDEN / "cityscapes_segmentation.bmp"
 
 
-def _variant(path: Path, *, input_size=None) -> Path:
-    """The shipped CamVid model without its refiner's correction: a second real member
-    of the same architecture whose answers differ from the first's."""
-    model = load_checkpoint(CAMVID)
-    meta = {k: v for k, v in model.checkpoint_metadata.items()
-            if k.startswith("seglite.") and k not in ("seglite.format", "seglite.config",
-                                                      "seglite.preprocess")}  # fmt: skip
+def _member(shipped, i: int, path: Path, *, input_size=None) -> Path:
+    """Member ``i`` of the shipped ensemble (one seed of the CamVid recipe) on its own."""
+    drop = ("seglite.format", "seglite.config", "seglite.preprocess", "seglite.members")
+    meta = {k: v for k, v in shipped.checkpoint_metadata.items()
+            if k.startswith("seglite.") and k not in drop}  # fmt: skip
     if input_size is not None:
         meta["seglite.input_size"] = input_size
-    model.refiner.zero_correction()
-    save_checkpoint(model, path, extra_metadata=meta)
-    return path
+    return save_checkpoint(shipped.members[i], path, extra_metadata=meta)
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory) -> tuple[Path, Path, Path]:
+def shipped():
+    """The zoo's camvid: three seeds of configs/camvid_cityscapes.toml, averaged."""
+    return load_checkpoint(CAMVID)
+
+
+@pytest.fixture(scope="module")
+def pair(shipped, tmp_path_factory) -> tuple[Path, Path, Path]:
     d = tmp_path_factory.mktemp("ensemble")
-    other = _variant(d / "no_refiner.safetensors")
-    combined = combine_checkpoints([CAMVID, other], d / "pair.safetensors")
-    return CAMVID, other, combined
+    first = _member(shipped, 0, d / "seed0.safetensors")
+    second = _member(shipped, 1, d / "seed1.safetensors")
+    return first, second, combine_checkpoints([first, second], d / "pair.safetensors")
 
 
 def street(h: int = 180, w: int = 240) -> np.ndarray:
     return np.asarray(Image.open(STREET).convert("RGB").resize((w, h)))
+
+
+def test_the_shipped_camvid_model_is_three_seeds_averaged(shipped):
+    assert isinstance(shipped, DeepLabEnsemble) and len(shipped.members) == 3
+    assert shipped.checkpoint_metadata["seglite.input_size"] == [537, 713]
+    x = torch.from_numpy(street(97, 129).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        each = [m(x) for m in shipped.members]
+        torch.testing.assert_close(shipped(x), sum(each) / 3, rtol=1e-4, atol=1e-4)
 
 
 def test_the_ensemble_averages_its_members_scores(pair):
@@ -60,7 +71,7 @@ def test_the_ensemble_averages_its_members_scores(pair):
     assert model.checkpoint_metadata["seglite.input_size"] == [537, 713]
     members = [load_checkpoint(p).set_output_stride(8) for p in (first, second)]
     model.set_output_stride(8)
-    x = torch.from_numpy(street(97, 129)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = torch.from_numpy(street(97, 129).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
         a, b, both = members[0](x), members[1](x), model(x)
     torch.testing.assert_close(both, (a + b) / 2, rtol=1e-4, atol=1e-4)
@@ -87,20 +98,23 @@ def test_an_ensemble_checkpoint_segments_like_any_other(pair, tmp_path):
     assert out.is_file()
 
 
-def test_the_cli_combines_and_refuses_mismatched_members(pair, tmp_path, capsys):
+def test_the_cli_combines_and_refuses_mismatched_members(shipped, pair, tmp_path, capsys):
     first, second, _ = pair
     out = tmp_path / "e.safetensors"
     assert main(["ensemble", str(first), str(second), "--out", str(out)]) == 0
     assert "2 members" in capsys.readouterr().out and out.is_file()
     voc = tmp_path / "voc.safetensors"
     save_checkpoint(starter_model(pretrained=True, decoder=False), voc)
-    bigger = _variant(tmp_path / "bigger.safetensors", input_size=[721, 961])
+    bigger = _member(shipped, 2, tmp_path / "bigger.safetensors", input_size=[721, 961])
     bad = [
         ([str(first)], "at least two"),
         ([str(first), str(voc)], "architecture"),
         ([str(first), str(bigger)], "input size"),
         ([str(first), str(tmp_path / "missing.safetensors")], "no such checkpoint"),
         ([str(first), str(out)], "ensemble"),
+        ([str(first), "--member", "0"], "not an ensemble"),
+        ([str(out), "--member", "2"], "out of 0-1"),
+        ([str(out), str(first), "--member", "0"], "one ensemble"),
     ]
     for paths, words in bad:
         assert main(["ensemble", *paths, "--out", str(tmp_path / "x.safetensors")]) == 2

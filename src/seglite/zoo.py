@@ -227,17 +227,18 @@ for _e in (
         name="camvid",
         filename="camvid_edgetpu_cityscapes.safetensors",
         url="",
-        sha256="02a2ac3ec772de2f2dddc80bb9581fd093612d06935953d047d923f490f98ffb",
-        size=8485556,
+        sha256="597ae396889f31ed21691c1c6cf4ccc785338b8a1c3448ae042635dd50c07413",
+        size=12801486,
         labels="camvid11",
         input_size=(537, 713),
         quantized=False,
         output="logits",
-        description="DeepLab v3 MobileNet-EdgeTPU 0.75 with a stride-4 logit refiner, "
-        "fine-tuned here on all 468 CamVid train + val frames from the zoo's Cityscapes "
-        "model, its classifier mapped to CamVid's 11 classes "
-        "(configs/camvid_cityscapes.toml); runs on frames enlarged 1.5x "
-        "(a 480x360 frame fills its 713x537 input); PyTorch checkpoint, needs seglite[torch]",
+        description="three DeepLab v3 MobileNet-EdgeTPU 0.75 with a stride-4 logit refiner, "
+        "fine-tuned here with seeds 0, 1, 2 on all 468 CamVid train + val frames from the "
+        "zoo's Cityscapes model, its classifier mapped to CamVid's 11 classes "
+        "(configs/camvid_cityscapes.toml), their logits averaged (seglite ensemble, float16 "
+        "weights); runs on frames enlarged 1.5x (a 480x360 frame fills its 713x537 input); "
+        "PyTorch checkpoint, needs seglite[torch]",
         source="seglite (trained from the Cityscapes model)",
         license="CC BY-NC 4.0 (CamVid training data: research use)",
         packaged=True,
@@ -254,9 +255,9 @@ for _e in (
         input_size=(537, 713),
         quantized=True,
         output="logits",
-        description="the camvid model exported to TFLite, int8 (calibrated on 100 CamVid "
-        "train frames), output stride 8, metadata: no torch needed",
-        source="seglite (seglite export of camvid)",
+        description="the first of camvid's three models (seed 0) exported to TFLite, int8 "
+        "(calibrated on 100 CamVid train frames), output stride 8, metadata: no torch needed",
+        source="seglite (seglite export of camvid's seed 0)",
         license="CC BY-NC 4.0 (CamVid training data: research use)",
         packaged=True,
         imports="no",

@@ -20,9 +20,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "checkpoints", nargs="+", metavar="CHECKPOINT", help="seglite .safetensors files"
     )
     p.add_argument("--out", required=True, metavar="FILE.safetensors", help="checkpoint to write")
+    p.add_argument("--member", type=int, default=None, metavar="I",
+                   help="instead: write member I of one ensemble CHECKPOINT on its own")  # fmt: skip
     p.add_argument("--half", action="store_true",
                    help="store the weights as float16: half the file (CamVid: 99.99%% of pixels unchanged)")  # fmt: skip
     return p
+
+
+def _checkpoint_path(name: str) -> str:
+    """A file, or a zoo name (e.g. camvid)."""
+    from ..errors import OptionError
+    from ..zoo import ZOO, resolve
+
+    if Path(name).is_file():
+        return name
+    if name in ZOO:
+        return str(resolve(name).path)
+    raise OptionError(f"{name}: no such checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +48,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".safetensors":
         raise OptionError(f"--out must end in .safetensors, got {out.name}")
-    for p in args.checkpoints:
-        if not Path(p).is_file():
-            raise OptionError(f"{p}: no such checkpoint")
+    args.checkpoints = [_checkpoint_path(p) for p in args.checkpoints]
+    if args.member is not None:
+        from ..models.ensemble import save_member
+
+        if len(args.checkpoints) != 1:
+            raise OptionError("--member takes one ensemble checkpoint")
+        path = save_member(args.checkpoints[0], args.member, out)
+        print(f"wrote {path} (member {args.member} of {args.checkpoints[0]})")
+        return 0
     if len(args.checkpoints) < 2:
         raise OptionError("give at least two checkpoints to combine")
     path = combine_checkpoints(args.checkpoints, out, half=args.half)

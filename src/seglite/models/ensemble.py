@@ -97,9 +97,36 @@ def combine_checkpoints(paths: list[str | Path], out: str | Path, *, half: bool 
     first = {k: v for k, v in metas[0].items() if k.startswith("seglite.")}
     keep = {k: v for k, v in first.items() if k not in ("seglite.format", "seglite.config",
                                                          "seglite.preprocess")}  # fmt: skip
-    keep["seglite.members"] = [str(Path(p).name) for p in paths]
+    # each member's file and training record, for provenance (the rest is member 0's)
+    keep["seglite.members"] = [
+        {"file": "/".join(Path(p).parts[-2:]), "train": meta.get("seglite.train")}
+        for p, meta in zip(paths, metas, strict=True)
+    ]
     if stride is not None:
         keep["seglite.eval_output_stride"] = stride
     if half:
         ensemble = ensemble.half()
     return save_checkpoint(ensemble, out, extra_metadata=keep)
+
+
+def save_member(path: str | Path, index: int, out: str | Path) -> Path:
+    """Write member ``index`` of the ensemble checkpoint at ``path`` as a checkpoint of its
+    own (e.g. to export the one-pass model that ``camvid-lite`` is), with the ensemble's
+    metadata and that member's training record."""
+    from .checkpoint import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(path)
+    if not isinstance(model, DeepLabEnsemble):
+        raise ModelError(f"{path}: not an ensemble")
+    if not 0 <= index < len(model.members):
+        raise ModelError(f"{path}: member {index} out of 0-{len(model.members) - 1}")
+    meta = {
+        k: v
+        for k, v in model.checkpoint_metadata.items()
+        if k.startswith("seglite.")
+        and k not in ("seglite.format", "seglite.config", "seglite.preprocess", "seglite.members")
+    }
+    members = model.checkpoint_metadata.get("seglite.members")
+    if isinstance(members, list) and index < len(members) and isinstance(members[index], dict):
+        meta["seglite.train"] = members[index].get("train")
+    return save_checkpoint(model.members[index].float(), out, extra_metadata=meta)

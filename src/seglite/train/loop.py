@@ -425,7 +425,7 @@ def _metadata(
         "seglite.eval_output_stride": eval_output_stride,
         "seglite.train": {
             "iteration": it, "iterations": cfg.iterations, "dataset": Path(cfg.dataset).name,
-            "train_split": cfg.train_split, "crop_size": cfg.crop_size,
+            "train_split": cfg.train_split, "crop_size": cfg.crop_size, "seed": cfg.seed,
             "val": val_history[-1] if val_history else None,
         },
     }  # fmt: skip
