@@ -97,6 +97,14 @@ def test_config_file_tables_base_and_errors(tmp_path):
     cfg = load_config(tmp_path / "v.toml", iterations=7)
     assert cfg.lr == 0.05 and cfg.crop_size == [65, 65] and cfg.iterations == 7
     assert cfg.dataset == str((tmp_path / "cv").resolve())
+    # a dict-valued option written as an inline table is a value, not a group of keys
+    (tmp_path / "opts.toml").write_text(
+        'dataset = "cv"\nmodel_options = {aspp_channels = 16, atrous_rates = []}\n'
+        '[model.class_map]\npedestrian = ["person"]\n'
+    )
+    cfg = load_config(tmp_path / "opts.toml")
+    assert cfg.model_options == {"aspp_channels": 16, "atrous_rates": []}
+    assert cfg.class_map == {"pedestrian": ["person"]}
     (tmp_path / "bad.toml").write_text("learning_rate = 1\n")
     with pytest.raises(OptionError, match="unknown training option"):
         load_config(tmp_path / "bad.toml")

@@ -207,8 +207,8 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if base is not None:
         flat.update(_read_toml(path.parent / base, (*seen, path)))
     for key, value in raw.items():
-        if isinstance(value, dict):
-            flat.update(value)  # a table only groups keys
+        if isinstance(value, dict) and key not in TrainConfig.fields():
+            flat.update(value)  # a table only groups keys (model_options is a value)
         else:
             flat[key] = value
     if "dataset" in flat and flat["dataset"] and not Path(flat["dataset"]).is_absolute():
