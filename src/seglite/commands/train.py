@@ -81,6 +81,7 @@ _OVERRIDES = {
         "comma-separated checkpoints to distil from (their averaged probabilities)",
     ),
     "--distill-weight": ("distill_weight", float, "share of the distillation loss, 0-1"),
+    "--distill-temperature": ("distill_temperature", float, "softening of both score sets"),
     "--loss": ("loss", str, "ce, or ohem (hard pixels only, for thin classes)"),
     "--precision": (
         "precision",
