@@ -17,7 +17,11 @@ from seglite import Segmenter  # noqa: E402
 from seglite.cli import main  # noqa: E402
 from seglite.errors import ModelError  # noqa: E402
 from seglite.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from seglite.models.ensemble import DeepLabEnsemble, combine_checkpoints  # noqa: E402
+from seglite.models.ensemble import (  # noqa: E402
+    DeepLabEnsemble,
+    combine_checkpoints,
+    save_member,
+)
 from seglite.models.pretrained import starter_model  # noqa: E402
 from seglite.train import TrainConfig  # noqa: E402
 from seglite.train.model_init import build_model  # noqa: E402
@@ -27,13 +31,12 @@ CAMVID = REPO / "src" / "seglite" / "assets" / "camvid_edgetpu_cityscapes.safete
 STREET = GOLDEN / "cityscapes_segmentation.bmp"
 
 
-def _member(shipped, i: int, path: Path, *, input_size=None) -> Path:
-    """Member ``i`` of the shipped ensemble (one seed of the CamVid recipe) on its own."""
+def _member(shipped, i: int, path: Path, *, input_size) -> Path:
+    """Member ``i`` of the shipped ensemble on its own, claiming another input size."""
     drop = ("seglite.format", "seglite.config", "seglite.preprocess", "seglite.members")
     meta = {k: v for k, v in shipped.checkpoint_metadata.items()
             if k.startswith("seglite.") and k not in drop}  # fmt: skip
-    if input_size is not None:
-        meta["seglite.input_size"] = input_size
+    meta["seglite.input_size"] = input_size
     return save_checkpoint(shipped.members[i], path, extra_metadata=meta)
 
 
@@ -46,8 +49,8 @@ def shipped():
 @pytest.fixture(scope="module")
 def pair(shipped, tmp_path_factory) -> tuple[Path, Path, Path]:
     d = tmp_path_factory.mktemp("ensemble")
-    first = _member(shipped, 0, d / "seed0.safetensors")
-    second = _member(shipped, 1, d / "seed1.safetensors")
+    first = save_member(CAMVID, 0, d / "seed0.safetensors")
+    second = save_member(CAMVID, 1, d / "seed1.safetensors")
     return first, second, combine_checkpoints([first, second], d / "pair.safetensors")
 
 

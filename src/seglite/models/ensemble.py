@@ -73,6 +73,13 @@ class DeepLabEnsemble(DeepLab):
         return {f"member {i}": m for i, m in enumerate(self.members)}
 
 
+def _carried_metadata(meta: dict) -> dict:
+    """The metadata a derived checkpoint carries over: what save_checkpoint does not write
+    itself (format, config, preprocessing) and not the ensemble's own member list."""
+    own = ("seglite.format", "seglite.config", "seglite.preprocess", "seglite.members")
+    return {k: v for k, v in meta.items() if k.startswith("seglite.") and k not in own}
+
+
 def combine_checkpoints(paths: list[str | Path], out: str | Path, *, half: bool = False) -> Path:
     """Write one checkpoint that runs the checkpoints in ``paths`` as an ensemble.
 
@@ -94,9 +101,7 @@ def combine_checkpoints(paths: list[str | Path], out: str | Path, *, half: bool 
     # one stride for all: theirs where they agree, else DeepLab's evaluation stride
     strides = {meta.get("seglite.eval_output_stride") for meta in metas}
     stride = strides.pop() if len(strides) == 1 else 8
-    first = {k: v for k, v in metas[0].items() if k.startswith("seglite.")}
-    keep = {k: v for k, v in first.items() if k not in ("seglite.format", "seglite.config",
-                                                         "seglite.preprocess")}  # fmt: skip
+    keep = _carried_metadata(metas[0])
     # each member's file and training record, for provenance (the rest is member 0's)
     keep["seglite.members"] = [
         {"file": "/".join(Path(p).parts[-2:]), "train": meta.get("seglite.train")}
@@ -120,12 +125,7 @@ def save_member(path: str | Path, index: int, out: str | Path) -> Path:
         raise ModelError(f"{path}: not an ensemble")
     if not 0 <= index < len(model.members):
         raise ModelError(f"{path}: member {index} out of 0-{len(model.members) - 1}")
-    meta = {
-        k: v
-        for k, v in model.checkpoint_metadata.items()
-        if k.startswith("seglite.")
-        and k not in ("seglite.format", "seglite.config", "seglite.preprocess", "seglite.members")
-    }
+    meta = _carried_metadata(model.checkpoint_metadata)
     members = model.checkpoint_metadata.get("seglite.members")
     if isinstance(members, list) and index < len(members) and isinstance(members[index], dict):
         meta["seglite.train"] = members[index].get("train")
