@@ -113,7 +113,7 @@ def test_the_cli_combines_and_refuses_mismatched_members(shipped, pair, tmp_path
         ([str(first)], "at least two"),
         ([str(first), str(voc)], "architecture"),
         ([str(first), str(bigger)], "input size"),
-        ([str(first), str(tmp_path / "missing.safetensors")], "no such checkpoint"),
+        ([str(first), str(tmp_path / "missing.safetensors")], "does not exist"),
         ([str(first), str(out)], "ensemble"),
         ([str(first), "--member", "0"], "not an ensemble"),
         ([str(out), "--member", "2"], "out of 0-1"),

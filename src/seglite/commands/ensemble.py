@@ -27,28 +27,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _checkpoint_path(name: str) -> str:
-    """A file, or a zoo name (e.g. camvid)."""
-    from ..errors import OptionError
-    from ..zoo import ZOO, resolve
-
-    if Path(name).is_file():
-        return name
-    if name in ZOO:
-        return str(resolve(name).path)
-    raise OptionError(f"{name}: no such checkpoint")
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError, require
 
     require("torch", "torch")
     from ..models.ensemble import combine_checkpoints
+    from ..zoo import resolve
 
     out = Path(args.out)
     if out.suffix.lower() != ".safetensors":
         raise OptionError(f"--out must end in .safetensors, got {out.name}")
-    args.checkpoints = [_checkpoint_path(p) for p in args.checkpoints]
+    args.checkpoints = [str(resolve(p).path) for p in args.checkpoints]  # files or zoo names
     if args.member is not None:
         from ..models.ensemble import save_member
 
@@ -57,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
         path = save_member(args.checkpoints[0], args.member, out)
         print(f"wrote {path} (member {args.member} of {args.checkpoints[0]})")
         return 0
-    if len(args.checkpoints) < 2:
-        raise OptionError("give at least two checkpoints to combine")
     path = combine_checkpoints(args.checkpoints, out, half=args.half)
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({len(args.checkpoints)} members, {size:.1f} MB)")
